@@ -1,0 +1,1 @@
+"""Calibration core: SE(3) transforms, camera models, geodesy and rig files."""

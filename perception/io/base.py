@@ -1,0 +1,146 @@
+"""What every drive-log reader provides, and ``open_log`` that picks the reader for a path.
+
+A reader yields ``SensorMessage``s in stamp order (ties keep the file's order) and knows its
+``Rig``. Sensor data payloads are CameraImage, PointCloud, RadarScan, GnssFix, ImuSample; poses
+from a dataset's own tables or an odometry topic come as ``EgoPose`` on the sensor ``ego_pose``
+(or the odometry sensor's name); ground truth comes as ``Detections`` on the sensor
+``ground_truth``. A message that cannot be decoded is skipped and counted in ``skipped``
+(reason -> count), never raised mid-stream: a replay says what it skipped in its report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from calib.rig import Rig
+from perception.errors import FormatError, InputFileError
+from perception.types import Modality, SensorMessage
+
+__all__ = ["EGO_POSE", "GROUND_TRUTH", "LogReader", "StreamInfo", "detect_format", "open_log", "READERS"]
+
+EGO_POSE = "ego_pose"
+GROUND_TRUTH = "ground_truth"
+
+
+@dataclass
+class StreamInfo:
+    """One stream of a log: what ``bevfuse info`` prints for it."""
+
+    sensor: str
+    topic: str
+    msgtype: str
+    modality: Modality | None
+    count: int = 0
+    first_stamp_ns: int | None = None
+    last_stamp_ns: int | None = None
+
+    @property
+    def rate_hz(self) -> float | None:
+        if self.count < 2 or self.first_stamp_ns is None or self.last_stamp_ns is None:
+            return None
+        span = self.last_stamp_ns - self.first_stamp_ns
+        return (self.count - 1) * 1e9 / span if span > 0 else None
+
+    def to_dict(self) -> dict:
+        return {
+            "sensor": self.sensor, "topic": self.topic, "msgtype": self.msgtype,
+            "modality": self.modality.value if self.modality else None, "count": self.count,
+            "rate_hz": self.rate_hz, "first_stamp_ns": self.first_stamp_ns, "last_stamp_ns": self.last_stamp_ns,
+        }
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    """The interface of every reader. Use as a context manager where it holds files open."""
+
+    path: Path
+    format: str
+    rig: Rig
+    skipped: Counter[str]
+
+    def streams(self) -> list[StreamInfo]:
+        """Per-stream counts, stamps and rates (from an index where the format has one)."""
+        ...
+
+    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
+        """Decoded messages in stamp order, optionally only those of ``sensors``."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> LogReader: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass
+class ReaderBase:
+    """Shared plumbing for readers: context manager and the skip counter."""
+
+    path: Path
+    format: str = "unknown"
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):  # noqa: ANN204 - returns the concrete reader
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Opener = Callable[..., LogReader]
+
+# Format name -> (test whether a path is of it, open it). Filled by the reader modules below;
+# a dict of typed entries rather than a string registry that imports by name.
+READERS: dict[str, tuple[Callable[[Path], bool], Opener]] = {}
+
+
+def register_reader(name: str, detect: Callable[[Path], bool], opener: Opener) -> None:
+    READERS[name] = (detect, opener)
+
+
+def _load_readers() -> None:
+    # Import for their register_reader side effect; each module guards its own heavy imports.
+    import importlib
+
+    for mod in ("perception.io.rosbag", "perception.io.nuscenes", "perception.io.kitti", "perception.io.av2"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def detect_format(path: str | Path) -> str:
+    """The name of the format of ``path``; raises ``FormatError`` naming the formats tried."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: no such file or directory")
+    _load_readers()
+    for name, (detect, _) in READERS.items():
+        if detect(p):
+            return name
+    raise FormatError(f"{p}: not a drive log bevfuse reads (tried: {', '.join(READERS) or 'none'})")
+
+
+def open_log(path: str | Path, rig: Rig | str | Path | None = None, fmt: str | None = None, **kwargs: object) -> LogReader:
+    """Open a drive log of any supported format. ``rig`` (a Rig or a rig file) maps topics to sensors;
+    without it the reader builds the rig from the log (``/tf_static`` + ``CameraInfo``, or the
+    dataset's calibration tables) and maps topics by message type."""
+    p = Path(path)
+    name = fmt or detect_format(p)
+    _load_readers()
+    if name not in READERS:
+        raise FormatError(f"{p}: unknown format {name!r}; known: {sorted(READERS)}")
+    if isinstance(rig, (str, Path)):
+        from calib.rig import load_rig
+
+        rig = load_rig(rig)
+    return READERS[name][1](p, rig=rig, **kwargs)

@@ -1,0 +1,43 @@
+"""Packaging of bevfuse: the runtime library ``perception``, the calibration core ``calib`` and the
+CUDA kernel sources (package data of ``cuda_kernels``, compiled at run time through NVRTC)."""
+
+from setuptools import setup
+
+CORE = [
+    "numpy>=1.24",
+    "numba>=0.59",
+    "pyyaml>=6.0",
+    "rosbags>=0.10",
+    "pymap3d>=3.0",
+    "pyarrow>=14",
+    "opencv-python-headless>=4.8",
+    "tqdm>=4.60",
+    "torch>=2.1",
+]
+
+EXTRAS = {
+    "gpu": ["cupy-cuda13x>=13.0"],
+    "tensorrt": ["tensorrt>=10.0"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+    "viz": ["matplotlib>=3.7", "pillow>=10"],
+    # open3d is for desktop calibration tools only: the on-vehicle core never imports it.
+    "calib": ["open3d>=0.18"],
+    "test": ["pytest>=8", "ruff>=0.5"],
+}
+
+setup(
+    name="bevfuse",
+    version="0.1.0",
+    description="Real-time camera + LiDAR + radar + GNSS/IMU BEV fusion perception toolkit",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["perception", "perception.io", "perception.sync", "perception.ops", "perception.model",
+              "perception.eval", "perception.viz", "perception.bench", "perception.runtime", "perception.sim",
+              "perception.commands", "calib", "cuda_kernels"],
+    package_data={"cuda_kernels": ["*.cu", "*.cuh"], "perception": ["py.typed"], "perception.io": ["msg/*.msg", "msg/**/*.msg"]},
+    include_package_data=True,
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["bevfuse = perception.cli:main"]},
+)
