@@ -24,6 +24,8 @@ $(STAMP): setup.py pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools>=68" wheel
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	# test-only: the nuScenes devkit, the reference our evaluation is checked against (see setup.py)
+	$(PY) -m pip install -q --no-deps -c constraints.txt nuscenes-devkit
 	touch $(STAMP)
 
 install: $(STAMP)

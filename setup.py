@@ -22,7 +22,9 @@ EXTRAS = {
     "viz": ["matplotlib>=3.7", "pillow>=10"],
     # open3d is for desktop calibration tools only: the on-vehicle core never imports it.
     "calib": ["open3d>=0.18"],
-    "test": ["pytest>=8", "ruff>=0.5"],
+    # nuscenes-devkit itself is installed by the Makefile with --no-deps (its metadata pins numpy<2,
+    # yet its detection evaluation runs on numpy 2); these are what its import needs.
+    "test": ["pytest>=8", "ruff>=0.5", "pyquaternion>=0.9", "cachetools>=5", "scikit-learn>=1.3"],
 }
 
 setup(

@@ -23,6 +23,7 @@ __all__ = ["main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "perception.commands.info",
     "perception.commands.rig",
+    "perception.commands.eval",
 )
 
 
