@@ -19,7 +19,7 @@ debs:
 	  else echo "warning: missing$$missing; run: sudo apt-get install libusb-1.0-0 libgomp1" >&2; fi; \
 	fi
 
-$(STAMP): setup.py pyproject.toml constraints.txt
+$(STAMP): setup.py pyproject.toml constraints.txt Makefile
 	@$(MAKE) --no-print-directory debs
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools>=68" wheel
