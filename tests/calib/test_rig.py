@@ -53,7 +53,8 @@ def test_save_and_reload_is_identical(tmp_path):
     save_rig(rig, out)
     again = load_rig(out)
     for a, b in zip(rig.sensors, again.sensors):
-        assert (a.name, a.modality, a.frame, a.topic, a.rate_hz, a.time_offset_ns) == (b.name, b.modality, b.frame, b.topic, b.rate_hz, b.time_offset_ns)
+        for key in ("name", "modality", "frame", "topic", "rate_hz", "time_offset_ns"):
+            assert getattr(a, key) == getattr(b, key)
         np.testing.assert_allclose(a.ego_T_sensor, b.ego_T_sensor, atol=1e-12)
         assert a.intrinsics == b.intrinsics
 
@@ -61,7 +62,8 @@ def test_save_and_reload_is_identical(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["sensors"][0]["ego_T_sensor"].update(rotation=[[1, 0, 0], [0, 2, 0], [0, 0, 1]]), "sensor 'LIDAR_TOP': ego_T_sensor: rotation is not orthonormal"),
+        (lambda d: d["sensors"][0]["ego_T_sensor"].update(rotation=[[1, 0, 0], [0, 2, 0], [0, 0, 1]]),
+         "sensor 'LIDAR_TOP': ego_T_sensor: rotation is not orthonormal"),
         (lambda d: d["sensors"][0]["ego_T_sensor"].update(rotation=[1, 1, 0, 0]), "sensor 'LIDAR_TOP': ego_T_sensor.rotation: quaternion"),
         (lambda d: d["sensors"][1]["intrinsics"].update(fx=-5), "sensor 'CAM_FRONT': intrinsics.fx/fy: focal lengths must be positive"),
         (lambda d: d["sensors"][1].update(name="LIDAR_TOP"), "sensor 'LIDAR_TOP': name: duplicate"),
