@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GPU check: the gpu-marked tests, then the CUDA kernel benchmark, on a machine with an NVIDIA GPU.
+#
+#   tools/gpu_check.sh                 # results under out/gpu_check/
+#   OUT=/some/dir tools/gpu_check.sh   # results under $OUT
+#
+# Needs a CUDA build of torch and CuPy (pip install 'bevfuse[gpu]') in $PYTHON (default: the
+# project's .venv). Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log.
+# Bounded to 8 minutes: the tests get 270 s, the benchmark 180 s (2 s of timed runs per row).
+# Exit status: 0 when both pass, else the first failure's status (124: a step ran out of time).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+DEST=${OUT:-out/gpu_check}
+mkdir -p "$DEST"
+
+{
+  date -u +"%Y-%m-%dT%H:%M:%SZ"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + working tree')"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "nvidia-smi: not found"
+  "$PY" -c 'import torch, sys; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available()); sys.exit(0 if torch.cuda.is_available() else 1)' \
+    || { echo "torch sees no CUDA GPU (a CPU build of torch?): nothing to check"; exit 2; }
+  "$PY" -c 'import cupy; print("cupy", cupy.__version__)' || { echo "CuPy is missing: pip install 'bevfuse[gpu]'"; exit 2; }
+} 2>&1 | tee "$DEST/env.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 2
+
+status=0
+timeout 270 "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider tests 2>&1 | tee "$DEST/gpu_tests.log"
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] || status=$rc
+
+timeout 180 "$PY" tools/bench_kernels.py --device cuda --budget 2 --json "$DEST/bench_cuda.json" 2>&1 | tee "$DEST/bench_cuda.log"
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] || [ "$status" -ne 0 ] || status=$rc
+
+echo "gpu_check: exit $status; results in $DEST"
+exit "$status"
