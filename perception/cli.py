@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "perception.commands.info",
     "perception.commands.rig",
     "perception.commands.eval",
+    "perception.commands.train",
+    "perception.commands.export",
 )
 
 

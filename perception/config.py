@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from perception.errors import ConfigError, InputFileError
+from perception.model.config import ModelConfig, check_model_grid
 from perception.sync.config import SyncConfig
 
 __all__ = ["GridConfig", "PipelineConfig", "from_dict", "load_config", "rng", "to_dict"]
@@ -74,6 +75,11 @@ class PipelineConfig:
 
     grid: GridConfig = field(default_factory=GridConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        # The model divides the grid (fuse stride, backbone stages): a mismatch fails at load.
+        check_model_grid(self.grid, self.model)
 
 
 def _type_name(tp: Any) -> str:
