@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "perception.commands.eval",
     "perception.commands.train",
     "perception.commands.export",
+    "perception.commands.sim",
 )
 
 
