@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := calib,viz,onnx,test
+EXTRAS := calib,viz,onnx,node,test
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test lint demo clean debs
@@ -33,6 +33,27 @@ install: $(STAMP)
 test: $(STAMP)
 	@$(MAKE) --no-print-directory debs
 	$(PY) -m pytest -q
+
+# The demo: a 20 s simulated drive (fixed seed; generated once, then reused) replayed on the CPU with
+# the shipped checkpoint. Outputs in build/demo/replay (build/ is ignored by git). The log is written
+# to a .partial folder first, so an interrupted run never leaves a log that looks complete.
+DEMO_DIR := build/demo
+DEMO_SEED := 7
+DEMO_SECONDS := 20
+DEMO_LOG := $(DEMO_DIR)/sim-seed$(DEMO_SEED)-$(DEMO_SECONDS)s
+DEMO_MODEL ?=
+
+demo: $(STAMP)
+	@$(MAKE) --no-print-directory debs
+	@mkdir -p $(DEMO_DIR)
+	@if [ -f $(DEMO_LOG)/metadata.yaml ]; then echo "reusing the simulated log $(DEMO_LOG)"; else \
+	  echo "simulating $(DEMO_SECONDS) s of driving (seed $(DEMO_SEED)) into $(DEMO_LOG) ..."; \
+	  rm -rf $(DEMO_LOG).partial && \
+	  $(PY) -m perception sim --out $(DEMO_LOG).partial --seconds $(DEMO_SECONDS) --seed $(DEMO_SEED) --image-size 640x360 && \
+	  mv $(DEMO_LOG).partial $(DEMO_LOG); fi
+	$(PY) -m perception replay $(DEMO_LOG) --device cpu --backend torch --out $(DEMO_DIR)/replay --force \
+	  $(if $(DEMO_MODEL),--model $(DEMO_MODEL))
+	@echo "report: $(DEMO_DIR)/replay/report.md; video: $(DEMO_DIR)/replay/bev.mp4; open $(DEMO_DIR)/replay/detections.mcap in Foxglove"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check perception calib tools tests

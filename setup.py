@@ -1,7 +1,7 @@
 """Packaging of bevfuse: the runtime library ``perception``, the calibration core ``calib`` and the
 CUDA kernel sources (package data of ``cuda_kernels``, compiled at run time through NVRTC)."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 CORE = [
     "numpy>=1.24",
@@ -20,11 +20,13 @@ EXTRAS = {
     "tensorrt": ["tensorrt>=10.0"],
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     "viz": ["matplotlib>=3.7", "pillow>=10"],
+    # the runtime node's transports: Zenoh (rmw_zenoh-compatible keys) and the Foxglove WebSocket server
+    "node": ["eclipse-zenoh>=1.0", "foxglove-sdk>=0.30"],
     # open3d is for desktop calibration tools only: the on-vehicle core never imports it.
     "calib": ["open3d>=0.18"],
     # nuscenes-devkit itself is installed by the Makefile with --no-deps (its metadata pins numpy<2,
     # yet its detection evaluation runs on numpy 2); these are what its import needs.
-    "test": ["pytest>=8", "ruff>=0.5", "pyquaternion>=0.9", "cachetools>=5", "scikit-learn>=1.3"],
+    "test": ["pytest>=8", "ruff>=0.5", "mcap>=1.1", "mcap-ros2-support>=0.5", "websocket-client>=1.7", "pyquaternion>=0.9", "cachetools>=5", "scikit-learn>=1.3"],
 }
 
 setup(
@@ -34,9 +36,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["perception", "perception.io", "perception.sync", "perception.ops", "perception.model",
-              "perception.eval", "perception.viz", "perception.bench", "perception.runtime", "perception.sim",
-              "perception.commands", "calib", "cuda_kernels"],
+    packages=find_packages(include=["perception", "perception.*", "calib", "calib.*", "cuda_kernels"]),
     package_data={"cuda_kernels": ["*.cu", "*.cuh"], "perception": ["py.typed"], "perception.io": ["msg/*.msg", "msg/**/*.msg"]},
     include_package_data=True,
     install_requires=CORE,

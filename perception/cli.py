@@ -27,6 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "perception.commands.train",
     "perception.commands.export",
     "perception.commands.sim",
+    "perception.commands.replay",
+    "perception.commands.play",
+    "perception.commands.node",
 )
 
 

@@ -363,7 +363,10 @@ class SyncedFrame:
     sweep) or None; radar: RadarScan in 'ego' accumulated over a window, or None;
     world_T_ego: (4, 4) pose at ``stamp_ns``; missing: the sensors that did not arrive in time;
     sensor_age_ns: sensor -> stamp_ns minus that sensor's data stamp; wait_ns: how long the frame
-    waited in the synchronizer; ground_truth: boxes in 'ego' when the log has them.
+    waited in the synchronizer; ground_truth: boxes in 'ego' when the log has them;
+    ego_T_sensor: camera -> (4, 4) mapping that camera's frame at its image's stamp into the ego
+    frame at ``stamp_ns`` (the rig extrinsics composed with the ego motion between the two stamps:
+    pixels cannot be moved, so the projection has to be).
     """
 
     stamp_ns: int
@@ -375,10 +378,13 @@ class SyncedFrame:
     sensor_age_ns: dict[str, int] = field(default_factory=dict)
     wait_ns: int = 0
     ground_truth: Detections | None = None
+    ego_T_sensor: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stamp_ns", _check_stamp(self.stamp_ns))
         check_array(self.world_T_ego, "world_T_ego", dtype=np.float64, shape=(4, 4))
+        for name, T in self.ego_T_sensor.items():
+            check_array(T, f"ego_T_sensor[{name!r}]", dtype=np.float64, shape=(4, 4))
         object.__setattr__(self, "missing", frozenset(self.missing))
 
     @property

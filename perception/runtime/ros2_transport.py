@@ -1,0 +1,143 @@
+"""The ROS 2 transport through rclpy, where rclpy can be imported (a sourced ROS 2 install).
+
+Messages cross rclpy as serialized bytes (``raw=True`` subscriptions, ``publish(bytes)``), so
+bevfuse's typestore does all (de)serialization as on Zenoh and a type only needs its Python class
+at the rclpy boundary (``rosidl_runtime_py.utilities.get_message``): bevfuse's own
+``bevfuse_msgs`` exist there only where that package is built. Subscriptions on sensor topics use
+the sensor-data QoS (best effort, keep last 5), as ROS 2 drivers publish them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from perception.runtime.errors import TransportError, TransportUnavailable
+from perception.runtime.rmw_zenoh import BEST_EFFORT, DEFAULT_QOS, TRANSIENT_LOCAL, QosProfile
+from perception.runtime.transport import RawCallback, Received
+
+__all__ = ["Ros2Transport", "rclpy_available"]
+
+
+def rclpy_available() -> tuple[bool, str]:
+    """(True, '') where rclpy imports, else (False, why)."""
+    try:
+        import rclpy  # noqa: F401
+        from rosidl_runtime_py.utilities import get_message  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken ROS environment
+        return False, f"rclpy is not importable here ({type(exc).__name__}: {exc}); source a ROS 2 setup.bash"
+    return True, ""
+
+
+def _qos(qos: QosProfile) -> Any:
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        depth=qos.depth,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.BEST_EFFORT if qos.reliability == BEST_EFFORT else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if qos.durability == TRANSIENT_LOCAL else DurabilityPolicy.VOLATILE,
+    )
+
+
+class _Publisher:
+    def __init__(self, node: Any, topic: str, msgtype: str, qos: QosProfile) -> None:
+        self.topic, self.msgtype = topic, msgtype
+        self._pub = node.create_publisher(_message_class(msgtype), topic, _qos(qos))
+
+    def publish(self, data: bytes) -> None:
+        self._pub.publish(data)  # rclpy publishes bytes as a serialized message
+
+    def matched(self) -> bool:
+        return self._pub.get_subscription_count() > 0
+
+    def close(self) -> None:
+        self._pub.destroy()
+
+
+class _Subscription:
+    def __init__(self, node: Any, topic: str, msgtype: str, callback: RawCallback, qos: QosProfile) -> None:
+        self.topic, self.msgtype = topic, msgtype
+
+        def on(data: bytes) -> None:
+            callback(Received(topic, msgtype, bytes(data), time.time_ns()))
+
+        self._sub = node.create_subscription(_message_class(msgtype), topic, on, _qos(qos), raw=True)
+
+    def close(self) -> None:
+        self._sub.destroy()
+
+
+def _message_class(msgtype: str) -> Any:
+    from rosidl_runtime_py.utilities import get_message
+
+    try:
+        return get_message(msgtype)
+    except (AttributeError, ModuleNotFoundError, ValueError) as exc:
+        raise TransportError(f"ros2: message type {msgtype} is not installed in this ROS 2 environment: {exc}") from None
+
+
+class Ros2Transport:
+    """One rclpy context and node, spun by a single-threaded executor on a background thread."""
+
+    name = "ros2"
+
+    def __init__(self, node: str = "bevfuse", namespace: str = "/", domain_id: int | None = None) -> None:
+        ok, why = rclpy_available()
+        if not ok:
+            raise TransportUnavailable(why)
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._context = rclpy.Context()
+        kwargs = {"domain_id": int(domain_id)} if domain_id is not None else {}
+        rclpy.init(context=self._context, **kwargs)
+        self.node = rclpy.create_node(node, namespace=namespace, context=self._context)
+        # one thread: callbacks in arrival order across topics (see zenoh_transport._direct_callback)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name="bevfuse-rclpy", daemon=True)
+        self._thread.start()
+        self._entities: list[Any] = []
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # noqa: BLE001 - the context was shut down under it
+            pass
+
+    def publisher(self, topic: str, msgtype: str, qos: QosProfile = DEFAULT_QOS, *, block: bool = False) -> _Publisher:
+        pub = _Publisher(self.node, topic, msgtype, qos)
+        self._entities.append(pub)
+        return pub
+
+    def subscribe(self, topic: str, msgtype: str | None, callback: RawCallback, qos: QosProfile = DEFAULT_QOS) -> _Subscription:
+        if msgtype is None:
+            msgtype = self._graph_type(topic)
+        sub = _Subscription(self.node, topic, msgtype, callback, qos)
+        self._entities.append(sub)
+        return sub
+
+    def _graph_type(self, topic: str, timeout_s: float = 2.0) -> str:
+        end = time.monotonic() + timeout_s
+        while True:
+            for name, types in self.node.get_topic_names_and_types():
+                if name == topic and types:
+                    return str(types[0])
+            if time.monotonic() > end:
+                raise TransportError(f"ros2: topic {topic}: no publisher in the graph to learn its type from; give the type in the rig")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for entity in reversed(self._entities):
+            try:
+                entity.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._entities.clear()
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        if self._context.ok():
+            self._context.shutdown()
+        self._thread.join(timeout=2.0)

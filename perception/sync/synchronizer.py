@@ -1,0 +1,630 @@
+"""The streaming synchronizer: ``push(SensorMessage) -> list[SyncedFrame]``, ``flush()`` at the end.
+
+One frame per reference-LiDAR sweep at the configured frame rate (default 10 Hz: every second
+sweep of a 20 Hz LiDAR; the sweeps between are accumulated into the next frame). For the frame at
+stamp ``T``:
+
+- LiDAR: the key sweep and up to ``lidar_sweeps - 1`` earlier ones (none older than
+  ``lidar_max_lag_ms``), each deskewed into its own ego frame (once, cached) and moved into the
+  ego frame at ``T``, with a ``time_lag`` column (seconds);
+- cameras: for camera ``c`` the image nearest to ``T + offset_c`` within ``slop_c``; each image
+  goes into one frame at most;
+- radars: every scan in ``[T - radar_window, T + radar_slop]`` of every radar, in the ego frame at
+  ``T`` with compensated velocities rotated into it;
+- the pose ``world_T_ego(T)`` and, per camera, ``ego_T_sensor`` at the image's stamp.
+
+**When a frame goes out.** As soon as every member is in: each camera has its final match (no
+later image can be nearer: the camera's last image plus half its nominal period already lies
+farther from the target, the inter-message bound of ROS ApproximateTime), or provably none;
+each radar has a scan in the window, or provably none; the pose source has reached the end of the
+sweep. Otherwise when the synchronizer's clock passes ``T + deadline``: the clock is message
+time (the newest stamp pushed), never the wall clock, so a replay gives the same frames as the
+run that recorded it, and frames never wait on a sleeping process. What is not in is listed
+in ``SyncedFrame.missing`` (degraded, never silent). Frames go out in stamp order.
+
+**Late and out of order.** Policy 'drop': a message older than its sensor's previous one, or too
+old for any frame still to come, is dropped and counted. Policy 'wait': every non-pose message
+is held ``reorder_window_ms`` of message time in a reorder buffer and released in stamp order,
+so a stream reordered by less than that loses nothing (at the price of that much latency). Pose
+messages go straight to the pose source, which folds late ones in itself.
+
+**Clock jumps.** A reference-LiDAR or pose message more than ``clock_jump_ms`` behind the clock
+means the clock went back (a replay restarted, a time source reset): the frames pending go out,
+the queues are dropped (counted), the pose source is reset and a new epoch starts at that
+message. Any other sensor that far behind is late; a stamp more than ``clock_jump_ms`` ahead
+of the clock on a camera or radar is invalid (it would drag the clock along).
+
+**Counters.** ``stats`` (``SyncStats``): per sensor received = used + dropped (late, unmatched,
+overflow, invalid) + pending, and per frame member frames = in + missing; see stats.py.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calib import se3
+from calib.rig import Rig
+from perception.errors import ConfigError, PoseError
+from perception.sync.accumulate import RadarInput, SweepInput, accumulate_radar, accumulate_sweeps
+from perception.sync.config import SyncConfig
+from perception.sync.deskew import EGO_FRAME, deskew_points
+from perception.sync.pose import PoseSource, make_pose_source
+from perception.sync.stats import SyncStats
+from perception.sync.trajectory import PoseTrajectory
+from perception.types import (
+    CameraImage,
+    EgoPose,
+    GnssFix,
+    ImuSample,
+    Modality,
+    PointCloud,
+    RadarScan,
+    SensorMessage,
+    SyncedFrame,
+)
+
+__all__ = ["Synchronizer"]
+
+_REF, _CAM, _RADAR, _POSE = "reference", "camera", "radar", "pose"
+_NAN_POSE = np.full((4, 4), np.nan)
+
+
+@dataclass(eq=False)
+class _Held:
+    """A message the synchronizer holds, with its bookkeeping."""
+
+    msg: SensorMessage
+    role: str
+    seq: int
+    arrived: int  # the synchronizer's clock when it was pushed
+    resolved: bool = False  # used or dropped: counted already
+    needs_u: bool | None = None  # a radar scan without compensated velocities: its own velocity is needed
+    u: np.ndarray | None = None  # that velocity (radar frame), once known: a scan serves several frames
+
+    @property
+    def stamp(self) -> int:
+        return self.msg.stamp_ns
+
+
+@dataclass(eq=False)
+class _Sweep:
+    held: _Held
+    ego_points: np.ndarray | None = None  # (N, F) float32 in the ego frame at its stamp, once computed
+
+    @property
+    def stamp(self) -> int:
+        return self.held.stamp
+
+
+@dataclass(eq=False)
+class _Frame:
+    stamp: int
+    sweep: _Sweep | None  # None: no reference sweep came in time (a frame on the frame clock)
+    created: int  # synchronizer clock when the frame was opened
+    check: tuple = field(default=())  # what the last completeness check saw (skip it when nothing changed)
+
+
+class Synchronizer:
+    """Groups a stream of ``SensorMessage``s into ``SyncedFrame``s (see the module docstring).
+
+    ``rig``: the sensors (cameras in the order frames list them); ``config``: the ``sync`` section;
+    ``pose_source``: default ``make_pose_source(rig, config.pose)``.
+    """
+
+    def __init__(self, rig: Rig, config: SyncConfig | None = None, pose_source: PoseSource | None = None) -> None:
+        self.rig = rig
+        self.config = c = config or SyncConfig()
+        lidars = [s.name for s in rig.of(Modality.LIDAR)]
+        ref = c.reference_sensor or (lidars[0] if lidars else None)
+        if ref is None or ref not in rig or rig[ref].modality is not Modality.LIDAR:
+            raise ConfigError(f"sync.reference_sensor: expected a LiDAR of rig {rig.source} ({lidars}), got {ref!r}")
+        self.reference = ref
+        self.cameras = [s.name for s in rig.cameras]
+        self.radars = [s.name for s in rig.of(Modality.RADAR)]
+        for key in ("camera_slops_ms", "camera_offsets_ms"):
+            unknown = sorted(set(getattr(c, key)) - set(self.cameras))
+            if unknown:
+                raise ConfigError(f"sync.{key}: no camera {unknown} in rig {rig.source}; cameras: {self.cameras}")
+        self.pose: PoseSource = pose_source or make_pose_source(rig, c.pose)
+        self.pose_name = self.pose.name
+
+        period = c.frame_period_ns
+        ref_rate = rig[ref].rate_hz
+        lidar_period = int(round(1e9 / ref_rate)) if ref_rate else period
+        # a sweep opens a frame when it is a frame period after the last one, less half a sweep:
+        # at 20 Hz / 10 Hz every second sweep, and a dropped key sweep moves the frame by one sweep
+        self._key_gap = period - min(lidar_period // 2, period // 4)
+        self._period = period
+        self._deadline = c.ns("deadline_ms")
+        self._slop = {cam: c.camera_slop_ns(cam) for cam in self.cameras}
+        self._offset = {cam: c.camera_offset_ns(cam) for cam in self.cameras}
+        # the nearest a camera's next image can be after its last one (half its nominal period, so jitter fits)
+        self._cam_gap = {s.name: int(0.5e9 / s.rate_hz) if s.rate_hz else 0 for s in rig.cameras}
+        self._radar_window = c.ns("radar_window_ms")
+        self._radar_slop = c.ns("radar_slop_ms")
+        self._max_lag = c.ns("lidar_max_lag_ms")
+        self._reorder = c.ns("reorder_window_ms") if c.late_policy == "wait" else 0
+        self._jump = c.ns("clock_jump_ms")
+        self._step = c.ns("deskew_step_ms")
+        self._deskew = {ref: c.deskew and ref not in c.precompensated}
+
+        self.stats = SyncStats()
+        self.stats.sensor(ref, member=True)
+        for name in self.cameras + self.radars:
+            self.stats.sensor(name, member=True)
+        self.stats.sensor(self.pose_name, member=True)
+        self._seq = 0
+        self._before_jump: int | None = None  # the clock when it last jumped back, while the new epoch is behind it
+        self._new_epoch()
+
+    # ------------------------------------------------------------------ state
+    def _new_epoch(self) -> None:
+        self._now: int | None = None
+        self._heap: list[tuple[int, int, _Held]] = []
+        self._last: dict[str, int] = {}  # newest released stamp per sensor
+        self._cam_q: dict[str, list[_Held]] = {cam: [] for cam in self.cameras}
+        self._radar_q: dict[str, list[_Held]] = {r: [] for r in self.radars}
+        self._sweeps: list[_Sweep] = []
+        self._pending: list[_Frame] = []
+        self._last_key: int | None = None
+        self._version = 0  # bumped on every member message, for the completeness check cache
+
+    # ------------------------------------------------------------------ public
+    def push(self, msg: SensorMessage) -> list[SyncedFrame]:
+        """Take one message; return the frames it completed (zero or more, in stamp order)."""
+        out: list[SyncedFrame] = []
+        role = self._role(msg)
+        if role is None:
+            self.stats.ignored[msg.sensor] += 1
+            return out
+        name = msg.sensor
+        counters = self.stats.sensor(name)
+        counters.received += 1
+        if role == "invalid":
+            self._drop(name, "invalid", f"payload {type(msg.payload).__name__} does not fit the sensor")
+            return out
+        stamp = msg.stamp_ns
+        timeline = role in (_REF, _POSE)
+        if self._before_jump is not None and self._now is not None:
+            if self._now > self._before_jump:
+                self._before_jump = None  # the new epoch has caught up with where the old one ended
+            elif stamp > self._now + self._jump and stamp <= self._before_jump + self._jump:
+                # measured before the clock jumped, recorded after (latency): from the old epoch
+                self._drop(name, "late", "from before the clock jump")
+                return out
+        if self._now is not None:
+            if stamp < self._now - self._jump:
+                if timeline:
+                    out += self._clock_reset(f"{name} stamp {stamp} is {(self._now - stamp) / 1e9:.3f} s behind the clock")
+                else:
+                    self._drop(name, "late", "far behind the clock")
+                    return out
+            elif stamp > self._now + self._jump and not timeline:
+                self._drop(name, "invalid", "stamp far ahead of the clock")
+                return out
+        self._now = stamp if self._now is None else max(self._now, stamp)
+        if self.config.emit_without_reference:
+            # frames on the frame clock first: this message may be the one that makes them due
+            self._open_frames_without_reference()
+        self._seq += 1
+        held = _Held(msg, role, self._seq, self._now)
+        if role == _POSE:
+            verdict = self.pose.add(msg)
+            if verdict == "used":
+                counters.used += 1
+            else:
+                self._drop(name, {"late": "late", "invalid": "invalid"}.get(verdict, "unmatched"), f"pose source: {verdict}")
+        elif self._reorder:
+            counters.pending += 1
+            heapq.heappush(self._heap, (stamp, held.seq, held))
+            self._release(self._now - self._reorder)
+        else:
+            counters.pending += 1
+            self._route(held)
+        out += self._advance(force=False)
+        return out
+
+    def flush(self) -> list[SyncedFrame]:
+        """End of stream: release everything held, emit every pending frame, resolve every message."""
+        self._release(None)
+        out = self._advance(force=True)
+        self._drop_all("end of stream")
+        self._new_epoch()
+        return out
+
+    # ------------------------------------------------------------------ intake
+    def _role(self, msg: SensorMessage) -> str | None:
+        p = msg.payload
+        if isinstance(p, (EgoPose, GnssFix, ImuSample)):
+            return _POSE if self.pose.accepts(msg) else None
+        name = msg.sensor
+        if name == self.reference:
+            return _REF if isinstance(p, PointCloud) else "invalid"
+        if name in self._cam_q:
+            return _CAM if isinstance(p, CameraImage) else "invalid"
+        if name in self._radar_q:
+            return _RADAR if isinstance(p, RadarScan) else "invalid"
+        return None
+
+    def _drop(self, name: str, kind: str, reason: str, held: _Held | None = None) -> None:
+        c = self.stats.sensor(name)
+        if held is not None:
+            if held.resolved:
+                return
+            held.resolved = True
+            c.pending -= 1
+        setattr(c, f"dropped_{kind}", getattr(c, f"dropped_{kind}") + 1)
+        self.stats.drop_reasons[f"{name}: {reason}"] += 1
+
+    def _use(self, held: _Held) -> None:
+        if not held.resolved:
+            held.resolved = True
+            c = self.stats.sensor(held.msg.sensor)
+            c.pending -= 1
+            c.used += 1
+
+    def _release(self, upto: int | None) -> None:
+        """Release held messages with stamp <= ``upto`` (all if None) to the matching stage, in stamp order."""
+        while self._heap and (upto is None or self._heap[0][0] <= upto):
+            self._route(heapq.heappop(self._heap)[2])
+
+    def _earliest_frame(self) -> int | None:
+        """The stamp of the earliest frame still to go out (pending, or the next to open)."""
+        if self._pending:
+            return self._pending[0].stamp
+        if self._last_key is not None:
+            return self._last_key + self._key_gap
+        return None
+
+    def _route(self, held: _Held) -> None:
+        name, stamp = held.msg.sensor, held.stamp
+        last = self._last.get(name)
+        if last is not None and stamp <= last:
+            kind, why = ("invalid", "duplicate stamp") if stamp == last else ("late", "out of order")
+            self._drop(name, kind, why, held)
+            return
+        self._last[name] = stamp
+        earliest = self._earliest_frame()
+        self._version += 1
+        if held.role == _REF:
+            self._add_sweep(held, earliest)
+        elif held.role == _CAM:
+            if earliest is not None and stamp < earliest + self._offset[name] - self._slop[name]:
+                self._drop(name, "late", "after the frames it could match went out", held)
+                return
+            self._insert(self._cam_q[name], held)
+        else:
+            if earliest is not None and stamp < earliest - self._radar_window:
+                self._drop(name, "late", "older than every radar window to come", held)
+                return
+            self._insert(self._radar_q[name], held)
+
+    def _insert(self, queue: list[_Held], held: _Held) -> None:
+        queue.append(held)  # released in stamp order per sensor: append keeps the queue sorted
+        while len(queue) > self.config.queue_size:
+            old = queue.pop(0)
+            self._drop(old.msg.sensor, "overflow", "queue full", old)
+
+    def _add_sweep(self, held: _Held, earliest: int | None) -> None:
+        stamp = held.stamp
+        if earliest is not None and stamp < earliest - self._max_lag:
+            self._drop(held.msg.sensor, "late", "older than every accumulation window to come", held)
+            return
+        sweep = _Sweep(held)
+        self._sweeps.append(sweep)
+        if self._last_key is None or stamp >= self._last_key + self._key_gap:
+            self._last_key = stamp
+            self._pending.append(_Frame(stamp, sweep, held.arrived))
+        limit = self.config.lidar_sweeps + self.config.queue_size
+        while len(self._sweeps) > limit:
+            old = self._sweeps.pop(0)
+            self._drop(old.held.msg.sensor, "overflow", "sweep history full", old.held)
+
+    # ------------------------------------------------------------------ frames
+    def _advance(self, force: bool) -> list[SyncedFrame]:
+        out: list[SyncedFrame] = []
+        while self._pending:
+            frame = self._pending[0]
+            due = force or len(self._pending) > self.config.max_pending_frames or (
+                self._now is not None and self._now - self._reorder >= frame.stamp + self._deadline)
+            if not due and not self._complete(frame):
+                break
+            self._pending.pop(0)
+            out.append(self._emit(frame))
+        return out
+
+    def _open_frames_without_reference(self) -> None:
+        """While the reference LiDAR is out, open frames on the frame clock once their deadline has
+        passed, as long as a camera or radar has something for them (a frame of nothing is no frame)."""
+        if self._last_key is None or self._now is None:
+            return
+        while self._now - self._reorder >= self._last_key + self._period + self._deadline:
+            self._last_key += self._period
+            T = self._last_key
+            if any(self._best_camera(cam, T) is not None for cam in self.cameras) or any(
+                    self._radar_scans(radar, T) for radar in self.radars):
+                self._pending.append(_Frame(T, None, T))  # it waited since its stamp
+
+    def _pose_needed(self, frame: _Frame) -> int:
+        sweep = frame.sweep
+        if sweep is None or not self._deskew[self.reference]:
+            return frame.stamp
+        off = sweep.held.msg.payload.time_offset_ns  # type: ignore[union-attr]
+        return frame.stamp + (max(0, int(off.max())) if off is not None and len(off) else 0)
+
+    def _complete(self, frame: _Frame) -> bool:
+        ready = self.pose.ready_ns
+        key = (self._version, ready is not None and ready >= self._pose_needed(frame))
+        if key == frame.check:
+            return False  # nothing it waits for has changed since the last look
+        frame.check = key
+        if not key[1]:
+            return False
+        T = frame.stamp
+        for cam in self.cameras:
+            target, slop = T + self._offset[cam], self._slop[cam]
+            best = self._best_camera(cam, T)
+            last = self._last.get(cam)
+            if best is None:
+                if last is not None and last > target + slop:
+                    continue  # provably none: the camera is already past the window
+                return False
+            if last is None or last + self._cam_gap[cam] - target < abs(best.stamp - target):
+                return False  # a later image could still be nearer
+        for radar in self.radars:
+            if self._radar_scans(radar, T):
+                continue
+            last = self._last.get(radar)
+            if last is None or last <= T + self._radar_slop:
+                return False
+        return True
+
+    def _best_camera(self, cam: str, T: int) -> _Held | None:
+        target, slop = T + self._offset[cam], self._slop[cam]
+        best, best_d = None, None
+        for h in self._cam_q[cam]:
+            d = abs(h.stamp - target)
+            if d <= slop and (best_d is None or d < best_d):
+                best, best_d = h, d
+        return best
+
+    def _radar_scans(self, radar: str, T: int) -> list[_Held]:
+        lo, hi = T - self._radar_window, T + self._radar_slop
+        return [h for h in self._radar_q[radar] if lo <= h.stamp <= hi]
+
+    def _trajectory(self) -> PoseTrajectory | None:
+        try:
+            return self.pose.trajectory()
+        except PoseError:
+            return None
+
+    def _sweep_points(self, sweep: _Sweep, traj: PoseTrajectory | None) -> np.ndarray | None:
+        """The sweep in the ego frame at its stamp, deskewed when its points carry times (cached)."""
+        if sweep.ego_points is not None:
+            return sweep.ego_points
+        cloud: PointCloud = sweep.held.msg.payload  # type: ignore[assignment]
+        ego_T_sensor = self._ego_T_cloud(cloud)
+        pts = np.empty_like(cloud.points)
+        if self._deskew[self.reference] and cloud.time_offset_ns is not None and len(cloud):
+            if traj is None:
+                return None
+            try:
+                deskew_points(cloud.points, cloud.time_offset_ns, cloud.stamp_ns, traj, ego_T_sensor, self._step, out=pts)
+            except PoseError:
+                return None
+        else:
+            pts = se3.transform_points(ego_T_sensor, cloud.points)
+        sweep.ego_points = pts
+        return pts
+
+    def _ego_T_cloud(self, cloud: PointCloud) -> np.ndarray:
+        spec = self.rig[self.reference]
+        if cloud.frame_id == EGO_FRAME:
+            return np.eye(4)
+        if cloud.frame_id != spec.frame:
+            other = self.rig.by_frame(cloud.frame_id)
+            if other is not None:
+                return other.ego_T_sensor
+        return spec.ego_T_sensor
+
+    def _emit(self, frame: _Frame) -> SyncedFrame:
+        c = self.config
+        T = frame.stamp
+        missing: list[str] = []
+        age: dict[str, int] = {}
+        traj = self._trajectory()
+        pose_ok = traj is not None and traj.covers(T)
+
+        # what goes in: chosen first, so that every pose the frame needs is one trajectory query
+        key_pts = None
+        history: list[_Sweep] = []
+        if frame.sweep is not None:
+            key_pts = self._sweep_points(frame.sweep, traj if pose_ok else None)
+            pose_ok = pose_ok and key_pts is not None  # a sweep that cannot be deskewed: no usable pose
+            if pose_ok:
+                for sweep in reversed(self._sweeps):
+                    if len(history) >= c.lidar_sweeps - 1:
+                        break
+                    if sweep is not frame.sweep and T - self._max_lag <= sweep.stamp <= T:
+                        history.append(sweep)
+        cams = {cam: self._best_camera(cam, T) for cam in self.cameras}
+        scans = {radar: self._radar_scans(radar, T) for radar in self.radars}
+        stamps = [sw.stamp for sw in history] + [h.stamp for h in cams.values() if h is not None]
+        for hs in scans.values():
+            for h in hs:
+                stamps.append(h.stamp)
+                if h.needs_u is None:
+                    h.needs_u = bool(np.isnan(h.msg.payload.velocity_comp).any())  # type: ignore[union-attr]
+                if h.needs_u and h.u is None:
+                    stamps += [h.stamp - _VEL_DT, h.stamp + _VEL_DT]  # for the radar's own velocity
+        poses = _FramePoses(traj if pose_ok else None, T, stamps)
+        world_T_ego = poses.world_T_ego if pose_ok else _NAN_POSE.copy()
+
+        # LiDAR: the key sweep and the ones before it
+        lidar = None
+        if frame.sweep is None:
+            missing.append(self.reference)
+        else:
+            if key_pts is None:  # cannot deskew: the key sweep as measured, and the pose flagged
+                cloud: PointCloud = frame.sweep.held.msg.payload  # type: ignore[assignment]
+                key_pts = cloud.points.copy()
+                key_pts[:, :3] = se3.transform_points(self._ego_T_cloud(cloud), cloud.points[:, :3])
+            inputs = [SweepInput(T, key_pts, np.eye(4))]
+            self._use(frame.sweep.held)
+            for sweep in history:
+                pts = self._sweep_points(sweep, traj)
+                rel = poses.ref_T(sweep.stamp)
+                if pts is None or rel is None or pts.shape[1] != key_pts.shape[1]:
+                    continue
+                inputs.append(SweepInput(sweep.stamp, pts, rel))
+                self._use(sweep.held)
+            fields = frame.sweep.held.msg.payload.fields  # type: ignore[union-attr]
+            lidar = accumulate_sweeps(T, inputs, fields)
+            age[self.reference] = T - frame.sweep.stamp
+
+        # cameras: the image as taken, and where the camera was then, in the ego frame at T
+        images: dict[str, CameraImage] = {}
+        ego_T_sensor: dict[str, np.ndarray] = {}
+        for cam, best in cams.items():
+            if best is None:
+                missing.append(cam)
+                continue
+            self._cam_q[cam].remove(best)
+            self._use(best)
+            images[cam] = best.msg.payload  # type: ignore[assignment]
+            age[cam] = T - best.stamp
+            moved = poses.ref_T(best.stamp, self.rig[cam].ego_T_sensor)
+            if moved is not None:
+                ego_T_sensor[cam] = moved
+        # radars
+        radar_inputs: list[RadarInput] = []
+        for radar, hs in scans.items():
+            spec_T = self.rig[radar].ego_T_sensor
+            used = []
+            for h in hs:
+                moved = poses.ref_T(h.stamp, spec_T)
+                if moved is None:
+                    continue
+                if h.needs_u and h.u is None:
+                    h.u = poses.sensor_velocity(h.stamp, spec_T)
+                radar_inputs.append(RadarInput(h.msg.payload, moved, h.u))  # type: ignore[arg-type]
+                self._use(h)
+                used.append(h.stamp)
+            if used:
+                age[radar] = T - max(used)
+            else:
+                missing.append(radar)
+        radar = accumulate_radar(T, radar_inputs) if self.radars else None
+
+        if pose_ok:
+            age[self.pose_name] = T - int(self.pose.ready_ns or T)
+        else:
+            missing.append(self.pose_name)
+        self._retire(T)
+
+        st = self.stats
+        st.frames += 1
+        st.degraded_frames += bool(missing)
+        st.frames_without_reference += frame.sweep is None
+        for name in [self.reference, *self.cameras, *self.radars, self.pose_name]:
+            cnt = st.sensor(name, member=True)
+            if name in missing:
+                cnt.missing_from_frames += 1
+            else:
+                cnt.in_frames += 1
+        return SyncedFrame(stamp_ns=T, images=images, lidar=lidar, radar=radar, world_T_ego=world_T_ego,
+                           missing=frozenset(missing), sensor_age_ns=age, wait_ns=int((self._now or T) - frame.created),
+                           ego_T_sensor=ego_T_sensor)
+
+    def _retire(self, T: int) -> None:
+        """After the frame at ``T``: drop what no later frame can take (later frames are >= T + key gap)."""
+        nxt = T + self._key_gap
+        for cam, q in self._cam_q.items():
+            cut = nxt + self._offset[cam] - self._slop[cam]
+            while q and q[0].stamp < cut:
+                self._drop(cam, "unmatched", "no frame matched it", q.pop(0))
+        for radar, q in self._radar_q.items():
+            while q and q[0].stamp < nxt - self._radar_window:
+                self._drop(radar, "unmatched", "outside every radar window", q.pop(0))
+        while self._sweeps and self._sweeps[0].stamp < nxt - self._max_lag:
+            old = self._sweeps.pop(0)
+            self._drop(self.reference, "unmatched", "sweep not accumulated into any frame", old.held)
+
+    # ------------------------------------------------------------------ resets
+    def _drop_all(self, reason: str) -> None:
+        while self._heap:
+            held = heapq.heappop(self._heap)[2]
+            self._drop(held.msg.sensor, "unmatched", reason, held)
+        for q in (*self._cam_q.values(), *self._radar_q.values()):
+            for held in q:
+                self._drop(held.msg.sensor, "unmatched", reason, held)
+            q.clear()
+        for sweep in self._sweeps:
+            self._drop(self.reference, "unmatched", reason, sweep.held)
+        self._sweeps.clear()
+
+    def _clock_reset(self, why: str) -> list[SyncedFrame]:
+        """The clock went back: emit what is pending with what is held, then start a new epoch."""
+        self._release(None)
+        out = self._advance(force=True)
+        self._drop_all("clock jump")
+        self.stats.clock_resets += 1
+        self.stats.reset_reasons.append(why)
+        self.pose.reset()
+        before = self._now
+        self._new_epoch()
+        self._before_jump = before
+        return out
+
+
+_VEL_DT = 10_000_000  # half the span of the central difference for a radar's own velocity
+
+
+class _FramePoses:
+    """The poses one frame needs, from one trajectory query: ``ref_T(t, sensor_T)`` = ego(T)_T_sensor(t).
+
+    Without a trajectory everything is placed by the rig alone (the frame lists the pose as
+    missing); a stamp the trajectory does not cover gives None (that data is left out).
+    """
+
+    def __init__(self, traj: PoseTrajectory | None, T: int, stamps: list[int]) -> None:
+        self.traj = traj
+        self._rel: dict[int, np.ndarray] = {}
+        self.world_T_ego = _NAN_POSE
+        if traj is None:
+            return
+        ts = np.unique(np.asarray([T] + stamps, np.int64))
+        lo, hi = traj.span_ns
+        m = traj.max_extrapolation_ns
+        ts = ts[(ts >= lo - m) & (ts <= hi + m)]
+        W = traj.world_T_ego_many(ts)
+        self.world_T_ego = W[int(np.searchsorted(ts, T))]
+        rel = se3.invert(self.world_T_ego) @ W
+        self._rel = {int(t): r for t, r in zip(ts, rel)}
+
+    def ref_T(self, t: int, sensor_T: np.ndarray | None = None) -> np.ndarray | None:
+        if self.traj is None:
+            return np.eye(4) if sensor_T is None else sensor_T
+        r = self._rel.get(int(t))
+        if r is None:
+            return None
+        return r if sensor_T is None else r @ sensor_T
+
+    def sensor_velocity(self, t: int, ego_T_sensor: np.ndarray) -> np.ndarray | None:
+        """A sensor's own velocity (3,) m/s in its frame at ``t``, by central difference of the poses."""
+        a, b = self._rel.get(int(t) - _VEL_DT), self._rel.get(int(t) + _VEL_DT)
+        if a is None or b is None:
+            return None
+        a_T_b = se3.invert(a) @ b  # ego(t - dt)_T_ego(t + dt)
+        dt = 2 * _VEL_DT * 1e-9
+        R = a_T_b[:3, :3]
+        # rotation vector of a 20 ms turn from the skew part of R (exact to ~theta^2 ~ 1e-4)
+        w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / (2.0 * dt)
+        v = a_T_b[:3, 3] / dt
+        lever = ego_T_sensor[:3, 3]
+        omega_x_lever = np.array([w[1] * lever[2] - w[2] * lever[1], w[2] * lever[0] - w[0] * lever[2],
+                                  w[0] * lever[1] - w[1] * lever[0]])
+        return ego_T_sensor[:3, :3].T @ (v + omega_x_lever)
