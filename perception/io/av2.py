@@ -26,8 +26,6 @@ int64 ns (the file names, the ``timestamp_ns`` columns).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +36,11 @@ from calib.camera import PinholeCamera
 from calib.rig import Rig, SensorSpec
 from perception.boxes import transform_boxes, yaw_from_quaternion
 from perception.classes import NUSCENES_CLASSES as DETECTION_CLASSES
-from perception.errors import BevfuseError, FormatError, InputFileError
-from perception.io.base import EGO_POSE, GROUND_TRUTH, ReaderBase, StreamInfo, register_reader
+from perception.errors import FormatError, InputFileError
+from perception.io.base import EGO_POSE, GROUND_TRUTH, IndexedReader, IndexEntry, register_reader
 from perception.io.nuscenes import read_camera_image
 from perception.sync.trajectory import PoseTrajectory
-from perception.types import CameraImage, Detections, EgoPose, Modality, PointCloud, SensorMessage
+from perception.types import CameraImage, Detections, EgoPose, Modality, PointCloud
 
 __all__ = ["AV2_CATEGORY_TO_CLASS", "AV2_LIDAR_FIELDS", "Av2Reader", "is_av2_log", "read_feather", "read_lidar_sweep"]
 
@@ -126,16 +124,7 @@ def is_av2_log(path: Path) -> bool:
     return p.is_dir() and (p / "city_SE3_egovehicle.feather").is_file() and has_data
 
 
-@dataclass(frozen=True)
-class _Entry:
-    stamp_ns: int
-    rank: int
-    seq: int
-    sensor: str
-    ref: Any
-
-
-class Av2Reader(ReaderBase):
+class Av2Reader(IndexedReader):
     """Reads one Argoverse 2 sensor log folder."""
 
     def __init__(self, path: str | Path, rig: Rig | None = None) -> None:
@@ -164,15 +153,15 @@ class Av2Reader(ReaderBase):
             LIDAR: ("av2/lidar_feather", Modality.LIDAR), EGO_POSE: ("av2/city_SE3_egovehicle", Modality.ODOMETRY),
             GROUND_TRUTH: ("av2/annotations", None), **{c: ("av2/jpg", Modality.CAMERA) for c in cameras},
         }
-        index: list[_Entry] = [_Entry(int(t), 0, i, EGO_POSE, i) for i, t in enumerate(self._pose_stamps)]
+        index: list[IndexEntry] = [IndexEntry(int(t), 0, i, EGO_POSE, i) for i, t in enumerate(self._pose_stamps)]
         for t, f in self._lidar_files:
-            index.append(_Entry(t, 1, len(index), LIDAR, f))
+            index.append(IndexEntry(t, 1, len(index), LIDAR, f))
         for name, files in self._camera_files.items():
             for t, f in files:
-                index.append(_Entry(t, 1, len(index), name, f))
+                index.append(IndexEntry(t, 1, len(index), name, f))
         if self._annotations is not None:
             for t in np.unique(self._annotations["timestamp_ns"]):
-                index.append(_Entry(int(t), 2, len(index), GROUND_TRUTH, int(t)))
+                index.append(IndexEntry(int(t), 2, len(index), GROUND_TRUTH, int(t)))
         index.sort(key=lambda e: (e.stamp_ns, e.rank, e.seq))
         self._index = index
 
@@ -290,30 +279,7 @@ class Av2Reader(ReaderBase):
             num_lidar_pts=a["num_interior_pts"][rows].astype(np.int64),
         )
 
-    def streams(self) -> list[StreamInfo]:
-        infos: dict[str, StreamInfo] = {}
-        for e in self._index:
-            info = infos.get(e.sensor)
-            if info is None:
-                msgtype, modality = self._msgtypes[e.sensor]
-                info = infos[e.sensor] = StreamInfo(e.sensor, e.sensor, msgtype, modality, 0, e.stamp_ns, e.stamp_ns)
-            info.count += 1
-            info.last_stamp_ns = e.stamp_ns
-        return list(infos.values())
-
-    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
-        wanted = None if sensors is None else set(sensors)
-        for e in self._index:
-            if wanted is not None and e.sensor not in wanted:
-                continue
-            try:
-                payload = self._decode(e)
-            except BevfuseError as exc:
-                self.skipped[f"{e.sensor}: {exc}"] += 1  # the message names the file
-                continue
-            yield SensorMessage(stamp_ns=e.stamp_ns, sensor=e.sensor, topic=e.sensor, payload=payload)
-
-    def _decode(self, e: _Entry) -> Any:
+    def _decode(self, e: IndexEntry) -> Any:
         if e.sensor == EGO_POSE:
             return self.ego_pose(e.ref)
         if e.sensor == GROUND_TRUTH:

@@ -14,13 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from calib.rig import Rig
-from perception.errors import FormatError, InputFileError
+from perception.errors import BevfuseError, FormatError, InputFileError
 from perception.types import Modality, SensorMessage
 
-__all__ = ["EGO_POSE", "GROUND_TRUTH", "LogReader", "StreamInfo", "detect_format", "open_log", "READERS"]
+__all__ = ["EGO_POSE", "GROUND_TRUTH", "IndexEntry", "IndexedReader", "LogReader", "ReaderBase", "StreamInfo", "detect_format", "open_log", "READERS"]
 
 EGO_POSE = "ego_pose"
 GROUND_TRUTH = "ground_truth"
@@ -93,6 +93,58 @@ class ReaderBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One message of a dataset reader's index, decoded only when ``messages`` reaches it.
+
+    ``rank`` orders equal stamps (pose first, then data, then ground truth); ``seq`` keeps file order.
+    """
+
+    stamp_ns: int
+    rank: int
+    seq: int
+    sensor: str
+    ref: Any
+
+
+class IndexedReader(ReaderBase):
+    """Readers of file-per-message datasets (nuScenes, KITTI, AV2): an index sorted by stamp,
+    each entry decoded lazily by ``_decode``; an unreadable file is skipped and counted."""
+
+    _index: list[Any]  # entries with at least stamp_ns and sensor
+    _msgtypes: dict[str, tuple[str, Modality | None]]
+
+    def _decode(self, e: Any) -> Any:
+        raise NotImplementedError
+
+    def _stream_type(self, e: Any) -> tuple[str, Modality | None]:
+        return self._msgtypes[e.sensor]
+
+    def streams(self) -> list[StreamInfo]:
+        infos: dict[str, StreamInfo] = {}
+        for e in self._index:
+            info = infos.get(e.sensor)
+            if info is None:
+                msgtype, modality = self._stream_type(e)
+                info = infos[e.sensor] = StreamInfo(e.sensor, e.sensor, msgtype, modality, 0, e.stamp_ns, e.stamp_ns)
+            info.count += 1
+            info.last_stamp_ns = e.stamp_ns
+        return list(infos.values())
+
+    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
+        wanted = None if sensors is None else set(sensors)
+        for e in self._index:
+            if wanted is not None and e.sensor not in wanted:
+                continue
+            try:
+                payload = self._decode(e)
+            except BevfuseError as exc:
+                # One unreadable file must not end a replay: count it (the message names the file).
+                self.skipped[f"{e.sensor}: {exc}"] += 1
+                continue
+            yield SensorMessage(stamp_ns=e.stamp_ns, sensor=e.sensor, topic=e.sensor, payload=payload)
 
 
 Opener = Callable[..., LogReader]

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
-from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +52,10 @@ from calib.camera import PinholeCamera
 from calib.geodesy import EnuOrigin
 from calib.rig import Rig, SensorSpec
 from perception.classes import NUSCENES_CLASSES as DETECTION_CLASSES
-from perception.errors import BevfuseError, FormatError, InputFileError
-from perception.io.base import EGO_POSE, GROUND_TRUTH, ReaderBase, StreamInfo, register_reader
+from perception.errors import FormatError, InputFileError
+from perception.io.base import EGO_POSE, GROUND_TRUTH, IndexedReader, IndexEntry, register_reader
 from perception.io.nuscenes import read_camera_image, read_points_bin
-from perception.types import CameraImage, Detections, EgoPose, GnssFix, ImuSample, Modality, PointCloud, SensorMessage
+from perception.types import CameraImage, Detections, EgoPose, GnssFix, ImuSample, Modality, PointCloud
 
 __all__ = [
     "KITTI_CLASS_TO_CLASS",
@@ -306,48 +305,6 @@ def _velodyne_spec() -> SensorSpec:
                       ego_T_sensor=np.eye(4), msgtype="kitti/velodyne_bin")
 
 
-@dataclass(frozen=True)
-class _Entry:
-    stamp_ns: int
-    rank: int
-    seq: int
-    sensor: str
-    ref: Any
-
-
-class _IndexedReader(ReaderBase):
-    """Shared plumbing: an index of entries sorted by stamp, decoded lazily."""
-
-    _index: list[_Entry]
-    _msgtypes: dict[str, tuple[str, Modality | None]]
-
-    def _decode(self, e: _Entry) -> Any:
-        raise NotImplementedError
-
-    def streams(self) -> list[StreamInfo]:
-        infos: dict[str, StreamInfo] = {}
-        for e in self._index:
-            info = infos.get(e.sensor)
-            if info is None:
-                msgtype, modality = self._msgtypes[e.sensor]
-                info = infos[e.sensor] = StreamInfo(e.sensor, e.sensor, msgtype, modality, 0, e.stamp_ns, e.stamp_ns)
-            info.count += 1
-            info.last_stamp_ns = e.stamp_ns
-        return list(infos.values())
-
-    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
-        wanted = None if sensors is None else set(sensors)
-        for e in self._index:
-            if wanted is not None and e.sensor not in wanted:
-                continue
-            try:
-                payload = self._decode(e)
-            except BevfuseError as exc:
-                self.skipped[f"{e.sensor}: {exc}"] += 1  # the message names the file
-                continue
-            yield SensorMessage(stamp_ns=e.stamp_ns, sensor=e.sensor, topic=e.sensor, payload=payload)
-
-
 def _split_dir(path: Path) -> Path | None:
     if (path / VELODYNE).is_dir() or (path / "image_2").is_dir():
         return path
@@ -366,7 +323,7 @@ def is_kitti_object(path: Path) -> bool:
     return split is not None and (split / "calib").is_dir()
 
 
-class KittiObjectReader(_IndexedReader):
+class KittiObjectReader(IndexedReader):
     """Reads a KITTI object split: velodyne, image_2/3, and label_2 as ground truth (velodyne frame).
 
     ``split``: ``training`` or ``testing`` when ``path`` is the root holding both (default training).
@@ -401,16 +358,16 @@ class KittiObjectReader(_IndexedReader):
         self._msgtypes = {VELODYNE: ("kitti/velodyne_bin", Modality.LIDAR), GROUND_TRUTH: ("kitti/label_2", None)}
         self._msgtypes.update({f"cam{c}": ("kitti/png", Modality.CAMERA) for c in _CAMERAS})
         has_labels = (self.split_dir / "label_2").is_dir()
-        index: list[_Entry] = []
+        index: list[IndexEntry] = []
         for f in self.frames:
             stamp = f * KITTI_OBJECT_FRAME_NS
             if self._file(VELODYNE, f, ".bin").is_file():
-                index.append(_Entry(stamp, 1, len(index), VELODYNE, f))
+                index.append(IndexEntry(stamp, 1, len(index), VELODYNE, f))
             for cam in _CAMERAS:
                 if self._file(f"image_{cam}", f, ".png").is_file():
-                    index.append(_Entry(stamp, 1, len(index), f"cam{cam}", f))
+                    index.append(IndexEntry(stamp, 1, len(index), f"cam{cam}", f))
             if has_labels:
-                index.append(_Entry(stamp, 2, len(index), GROUND_TRUTH, f))
+                index.append(IndexEntry(stamp, 2, len(index), GROUND_TRUTH, f))
         self._index = index
 
     def _file(self, sub: str, frame: int, ext: str) -> Path:
@@ -443,7 +400,7 @@ class KittiObjectReader(_IndexedReader):
         img = read_camera_image(self._file(f"image_{cam}", frame, ".png"))
         return CameraImage(stamp_ns=self.stamp_ns(frame), camera=f"cam{cam}", frame_id=f"cam{cam}", image=img)
 
-    def _decode(self, e: _Entry) -> Any:
+    def _decode(self, e: IndexEntry) -> Any:
         if e.sensor == VELODYNE:
             return self.velodyne(e.ref)
         if e.sensor == GROUND_TRUTH:
@@ -513,7 +470,7 @@ def is_kitti_raw(path: Path) -> bool:
             and any((p / d).is_dir() for d in ("oxts", "velodyne_points", "image_02")))
 
 
-class KittiRawReader(_IndexedReader):
+class KittiRawReader(IndexedReader):
     """Reads one KITTI raw ``_sync`` drive: velodyne, image_02/03, and oxts as gps + imu + ego_pose."""
 
     def __init__(self, path: str | Path, rig: Rig | None = None) -> None:
@@ -558,7 +515,7 @@ class KittiRawReader(_IndexedReader):
         self._msgtypes = {VELODYNE: ("kitti/velodyne_bin", Modality.LIDAR), "cam2": ("kitti/png", Modality.CAMERA),
                           "cam3": ("kitti/png", Modality.CAMERA), "gps": ("kitti/oxts", Modality.GNSS),
                           "imu": ("kitti/oxts", Modality.IMU), EGO_POSE: ("kitti/oxts", Modality.ODOMETRY)}
-        index: list[_Entry] = []
+        index: list[IndexEntry] = []
         for sensor, files in self._files.items():
             for f, stamp in zip(files, self._stamps[sensor]):
                 if stamp < 0:
@@ -566,9 +523,9 @@ class KittiRawReader(_IndexedReader):
                     continue
                 if sensor == "oxts":
                     for rank, name in ((0, EGO_POSE), (1, "gps"), (1, "imu")):
-                        index.append(_Entry(stamp, rank, len(index), name, f))
+                        index.append(IndexEntry(stamp, rank, len(index), name, f))
                 else:
-                    index.append(_Entry(stamp, 1, len(index), sensor, f))
+                    index.append(IndexEntry(stamp, 1, len(index), sensor, f))
         index.sort(key=lambda e: (e.stamp_ns, e.rank, e.seq))
         self._index = index
 
@@ -577,7 +534,7 @@ class KittiRawReader(_IndexedReader):
         """The ENU origin of ``world`` (the first oxts fix)."""
         return self._origin
 
-    def _decode(self, e: _Entry) -> Any:
+    def _decode(self, e: IndexEntry) -> Any:
         if e.sensor == VELODYNE:
             return PointCloud(stamp_ns=e.stamp_ns, frame_id=VELODYNE, points=read_velodyne_bin(e.ref),
                               fields=("x", "y", "z", "intensity"))

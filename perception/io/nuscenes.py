@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +47,10 @@ from calib.camera import PinholeCamera
 from calib.rig import Rig, SensorSpec
 from perception.boxes import wlh_to_lwh, yaw_from_quaternion
 from perception.classes import NUSCENES_CLASSES as DETECTION_CLASSES
-from perception.errors import BevfuseError, DecodeError, FormatError, InputFileError, TopicMappingError
-from perception.io.base import EGO_POSE, GROUND_TRUTH, ReaderBase, StreamInfo, register_reader
+from perception.errors import DecodeError, FormatError, InputFileError, TopicMappingError
+from perception.io.base import EGO_POSE, GROUND_TRUTH, IndexedReader, StreamInfo, register_reader
 from perception.io.pcd import PcdFile, read_pcd
-from perception.types import CameraImage, Detections, EgoPose, Modality, PointCloud, RadarScan, SensorMessage
+from perception.types import CameraImage, Detections, EgoPose, Modality, PointCloud, RadarScan
 
 __all__ = [
     "NUSCENES_CATEGORY_TO_CLASS",
@@ -194,7 +193,7 @@ class _Entry:
     token: str
 
 
-class NuScenesReader(ReaderBase):
+class NuScenesReader(IndexedReader):
     """Reads a nuScenes dataroot. ``scene``: a scene name or token (default: all scenes, which must
     share one calibration per channel; pick a scene otherwise). ``rig``: replaces the rig built from
     ``calibrated_sensor`` (its sensor names must be the channels)."""
@@ -377,19 +376,6 @@ class NuScenesReader(ReaderBase):
             info.count += 1
             info.last_stamp_ns = e.stamp_ns
         return list(infos.values())
-
-    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
-        wanted = None if sensors is None else set(sensors)
-        for e in self._index:
-            if wanted is not None and e.sensor not in wanted:
-                continue
-            try:
-                payload = self._decode(e)
-            except BevfuseError as exc:
-                # One unreadable file must not end a replay: count it (the message names the file).
-                self.skipped[f"{e.sensor}: {exc}"] += 1
-                continue
-            yield SensorMessage(stamp_ns=e.stamp_ns, sensor=e.sensor, topic=e.sensor, payload=payload)
 
     def _decode(self, e: _Entry) -> CameraImage | PointCloud | RadarScan | EgoPose | Detections:
         if e.kind == "pose":
