@@ -82,7 +82,7 @@ class PinholeCamera:
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(front, p[:, 0] / z, np.nan)
             y = np.where(front, p[:, 1] / z, np.nan)
-        xd, yd = self._distort(x, y)
+        xd, yd = self._distort(x, y) if any(self.distortion) else (x, y)  # an ideal pinhole skips the polynomial
         uv = np.stack([self.fx * xd + self.cx, self.fy * yd + self.cy], axis=1)
         valid = front & self.in_image(uv)
         uv[~front] = np.nan

@@ -27,6 +27,7 @@ import torch
 
 from perception.config import PipelineConfig
 from perception.model.errors import BackendError
+from perception.model.layers import fold_batch_norms
 from perception.model.network import BEVFusionNet, DeployModel
 from perception.model.spec import INPUT_NAMES, OUTPUT_NAMES, TensorSpec, input_specs, output_specs
 
@@ -106,7 +107,7 @@ class TorchBackend(Backend):
         elif precision == "fp16":
             raise BackendError("torch backend: fp16 runs on CUDA only (CPU kernels for half convolutions are slow or missing)")
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = DeployModel(net).eval().to(device=self.device, dtype=self.dtype)
+        self.model = DeployModel(fold_batch_norms(net)).eval().to(device=self.device, dtype=self.dtype)
 
     @torch.no_grad()
     def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -126,7 +127,7 @@ class CudaGraphBackend(Backend):
         _check_precision(precision)
         self.device = _cuda_device(device, "cuda-graph backend")
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = DeployModel(net).eval().to(device=self.device, dtype=self.dtype)
+        self.model = DeployModel(fold_batch_norms(net)).eval().to(device=self.device, dtype=self.dtype)
         self.static_in = []
         for name in INPUT_NAMES:
             spec = self.input_specs[name]

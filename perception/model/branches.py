@@ -116,6 +116,10 @@ class CameraToBEV(nn.Module):
         c = features.shape[1]
         feats = features.reshape(b, n, c, features.shape[2], features.shape[3])
         weight = valid * camera_mask[:, :, None, None, None]  # (B, N, Z, Yf, Xf)
+        if _sparse_ok(features):
+            total = _sample_seen(feats, lut, weight)
+            seen = weight.sum(dim=1)
+            return total / seen.clamp(min=1.0)[:, None], seen
         total = None
         # One GridSample per camera (unrolled, N is static) rather than one over all: the
         # per-camera sample of a base-size grid is ~70 MB; all six at once would be 400 MB.
@@ -127,6 +131,35 @@ class CameraToBEV(nn.Module):
         assert total is not None
         seen = weight.sum(dim=1)
         return total / seen.clamp(min=1.0)[:, None], seen
+
+
+def _sparse_ok(features: torch.Tensor) -> bool:
+    """The sampled-only path: eager CPU tensors (a data-dependent number of samples cannot be traced,
+    exported or captured in a CUDA graph, and on the GPU the count would cost a host sync)."""
+    return features.device.type == "cpu" and not torch.jit.is_tracing() and not torch.jit.is_scripting() \
+        and not torch.onnx.is_in_onnx_export()
+
+
+def _sample_seen(feats: torch.Tensor, lut: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum_i weight_i * GridSample(camera i) over the samples each camera sees only.
+
+    Each camera sees a sixth or so of the samples; GridSample over all of them is most of the
+    camera-to-BEV time on a CPU. A sample a camera does not see has weight 0 and adds an exact 0
+    in the dense form, so this sums the same terms in the same camera order: the same result.
+    """
+    b, n, z, yf, xf, _ = lut.shape
+    c = feats.shape[2]
+    total = feats.new_zeros(b, c, z * yf * xf)
+    w = weight.reshape(b, n, -1)
+    for bi in range(b):
+        for i in range(n):
+            idx = torch.nonzero(w[bi, i]).squeeze(1)
+            if idx.numel() == 0:
+                continue
+            grid = lut[bi, i].reshape(-1, 2)[idx].reshape(1, 1, -1, 2)
+            sampled = F.grid_sample(feats[bi:bi + 1, i], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            total[bi].index_add_(1, idx, sampled[0, :, 0] * w[bi, i, idx])
+    return total.reshape(b, c, z, yf, xf)
 
 
 class RadarStem(nn.Module):

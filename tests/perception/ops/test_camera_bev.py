@@ -124,3 +124,44 @@ class TestCameraBevCuda:
         ref = gather_camera_bev(feats, lut)
         out = gather_camera_bev(torch.from_numpy(feats).cuda(), lut.to("cuda"))
         np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=0, atol=1e-6)
+
+
+class TestCameraBevGrid:
+    """camera_bev_grid (the network's per-camera form, built in one kernel) equals the slot table
+    converted by perception.model.data.lut_to_grid: same cameras see the same samples at the same
+    normalized coordinates, for distorted pinholes and a fisheye."""
+
+    @pytest.mark.parametrize("n_cams, stride, fisheye", [(6, 1, False), (4, 2, True), (1, 1, False)])
+    def test_equals_the_slot_table(self, grid, n_cams, stride, fisheye):
+        from perception.model.data import lut_to_grid
+        from perception.ops.camera_bev_lut import camera_bev_grid
+
+        poses, cams = ring_rig(n_cams, fisheye_last=fisheye)
+        heights = [-1.5, -0.5, 0.5, 1.5]
+        want_uv, want_valid = lut_to_grid(build_camera_bev_lut(poses, cams, grid, heights, bev_stride=stride))
+        uv, valid = camera_bev_grid(poses, cams, grid, heights, bev_stride=stride)
+        assert uv.shape == want_uv.shape and valid.shape == want_valid.shape
+        assert uv.dtype == np.float32 and valid.dtype == np.float32
+        assert want_valid.sum() > 50
+        np.testing.assert_array_equal(valid, want_valid)
+        np.testing.assert_allclose(uv, want_uv, rtol=0, atol=2e-6)
+        assert np.all(uv[valid == 0] == 0) and np.abs(uv).max() <= 1.0
+
+    def test_a_moved_camera_sees_other_samples(self, grid):
+        from perception.ops.camera_bev_lut import camera_bev_grid
+
+        poses, cams = ring_rig(1)
+        uv0, _ = camera_bev_grid(poses, cams, grid, [0.0])
+        moved = poses.copy()
+        moved[0, 0, 3] += 2.0  # 2 m forward
+        uv1, _ = camera_bev_grid(moved, cams, grid, [0.0])
+        assert not np.allclose(uv0, uv1)
+
+    def test_errors(self, grid):
+        from perception.ops.camera_bev_lut import camera_bev_grid
+
+        poses, cams = ring_rig(2)
+        with pytest.raises(ShapeError):
+            camera_bev_grid(poses[:1], cams, grid, [0.0])
+        with pytest.raises(ShapeError):
+            camera_bev_grid(poses, cams, grid, [])
