@@ -21,16 +21,28 @@ import numpy as np
 from calib import se3
 from perception.types import Detections
 
-__all__ = ["box3d_array_cdr", "detection3d_array_cdr"]
+__all__ = ["CdrWriter", "box3d_array_cdr", "detection3d_array_cdr"]
 
 NS_PER_S = 1_000_000_000
 _HEADER = b"\x00\x01\x00\x00"  # CDR_LE
 _ZERO36 = struct.pack("<36d", *([0.0] * 36))
 
 
-class _Writer:
+class CdrWriter:
+    """Appends primitives to a CDR_LE buffer with XCDR1 alignment; ``bytes()`` is the message."""
+
     def __init__(self) -> None:
         self.buf = bytearray(_HEADER)
+
+    def bytes(self) -> bytes:
+        return bytes(self.buf)
+
+    def bool(self, v: bool) -> None:
+        self.buf += b"\x01" if v else b"\x00"
+
+    def f32s(self, *v: float) -> None:
+        self.align(4)
+        self.buf += struct.pack(f"<{len(v)}f", *v)
 
     def align(self, n: int) -> None:
         pad = (-(len(self.buf) - 4)) % n
@@ -80,7 +92,7 @@ def _pose_quats(yaw: np.ndarray) -> list[tuple[float, float, float, float]]:
 
 def detection3d_array_cdr(det: Detections) -> bytes:
     """``serialize(encode_detection3d_array(det), 'vision_msgs/msg/Detection3DArray')``, fast."""
-    w = _Writer()
+    w = CdrWriter()
     w.header(det.stamp_ns, det.frame_id)
     n = len(det)
     w.u32(n)
@@ -103,7 +115,7 @@ def detection3d_array_cdr(det: Detections) -> bytes:
 
 def box3d_array_cdr(det: Detections) -> bytes:
     """``serialize(encode_box3d_array(det), 'bevfuse_msgs/msg/Box3DArray')``, fast."""
-    w = _Writer()
+    w = CdrWriter()
     w.header(det.stamp_ns, det.frame_id)
     n = len(det)
     w.u32(n)

@@ -219,10 +219,10 @@ class RosOutputs:
         self.detections.publish(detection3d_array_cdr(det))
         self.boxes.publish(box3d_array_cdr(det))
         if self.markers.matched():  # markers are for looking at: built only while someone looks
-            from perception.replay.bag_sink import box_markers
+            from perception.replay.bag_sink import box_markers_cdr
 
             shown = det.select(det.score >= self.marker_score)
-            self.markers.publish(serialize(box_markers(shown, ns="detections"), _MARKERS))
+            self.markers.publish(box_markers_cdr(shown, ns="detections"))
         self.published += 1
 
     def publish_status(self, status: NodeStatus) -> None:

@@ -119,3 +119,18 @@ def test_lidar_topic_carries_the_newest_sweep() -> None:
     assert newest.points[:, 0].tolist() == [1.0, 3.0] and newest.time_offset_ns.tolist() == [0, -2]
     plain = PointCloud(F.T0, "ego", pts[:, :4], ("x", "y", "z", "intensity"))
     assert newest_sweep(plain) is plain
+
+
+@pytest.mark.parametrize("labels, colour", [(True, None), (False, (10, 200, 30))])
+@pytest.mark.parametrize("count", [0, 1, 7])
+def test_fast_markers_are_the_bytes_of_the_message_objects(labels, colour, count) -> None:
+    from perception.io.ros_encode import serialize
+    from perception.replay.bag_sink import box_markers, box_markers_cdr
+
+    det = F.boxes(F.T0, score=(0.9, 0.3))
+    rng = np.random.default_rng(count)
+    idx = rng.integers(0, len(det), count)
+    det = det.select(idx) if count else det.select(np.zeros(len(det), bool))
+    want = serialize(box_markers(det, ns="detections", colour=colour, labels=labels), "visualization_msgs/msg/MarkerArray")
+    got = box_markers_cdr(det, ns="detections", colour=colour, labels=labels)
+    assert got == want
