@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,12 @@ class _Route:
     sensor: str
     modality: Modality | None
     time_offset_ns: int = 0
+
+
+# Compressed images decode on this many threads, at most this many records ahead of the one
+# being handed out (a frame of a six-camera rig is ~35 records: the look-ahead stays within it).
+IMAGE_DECODE_THREADS = 2
+DECODE_AHEAD = 12
 
 
 # --------------------------------------------------------------------------------------------------
@@ -531,27 +538,31 @@ class RosbagReader(ReaderBase):
         return self._stamp_cache[key]
 
     def _decode(self, topic: str, log_time: int, raw: Any, stamp: int) -> SensorMessage | None:
+        return self._finish(topic, log_time, stamp, self._payload(topic, raw))
+
+    def _payload(self, topic: str, raw: Any) -> Any:
+        """Deserialize and decode one record: the payload, or the exception that says why not
+        (returned, not raised, so that a decode on a worker thread reports back in order)."""
         t, route = self.topics[topic], self._routes[topic]
         try:
             msg = self._reader().deserialize(raw, t.msgtype)
-            payload = decode(msg, t.msgtype, topic=topic, sensor=route.sensor, modality=route.modality,
-                             class_names=self.class_names)
-        except AnyReaderError as exc:
-            self.skipped[f"{topic}: cannot deserialize {t.msgtype}: {str(exc).splitlines()[0]}"] += 1
+            return decode(msg, t.msgtype, topic=topic, sensor=route.sensor, modality=route.modality, class_names=self.class_names)
+        except (AnyReaderError, DecodeError) as exc:
+            return exc
+
+    def _finish(self, topic: str, log_time: int, stamp: int, payload: Any) -> SensorMessage | None:
+        if isinstance(payload, AnyReaderError):
+            self.skipped[f"{topic}: cannot deserialize {self.topics[topic].msgtype}: {str(payload).splitlines()[0]}"] += 1
             return None
-        except DecodeError as exc:
-            self.skipped[str(exc).splitlines()[0]] += 1
+        if isinstance(payload, DecodeError):
+            self.skipped[str(payload).splitlines()[0]] += 1
             return None
         if payload.stamp_ns != stamp:  # a time offset, or a zero header stamp replaced by the log time
             payload = replace(payload, stamp_ns=stamp)
-        return SensorMessage(stamp_ns=stamp, sensor=route.sensor, topic=topic, payload=payload, log_time_ns=log_time)
+        return SensorMessage(stamp_ns=stamp, sensor=self._routes[topic].sensor, topic=topic, payload=payload, log_time_ns=log_time)
 
-    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
-        """Decoded messages of ``sensors`` (default: all) in stamp order, ties in file order."""
-        topics = self._select(sensors)
-        conns = [c for t in topics for c in self.topics[t].connections]
-        if not conns:
-            return
+    def _ordered(self, topics: list[str], conns: list[Connection]) -> Iterator[tuple[str, int, Any, int]]:
+        """(topic, log time, raw record, stamp) in stamp order, ties in file order, undecoded."""
         stamps = self._stamps(topics, conns)
         # next_min[i]: the smallest stamp of the records after i (int64 max after the last one).
         next_min = np.empty_like(stamps)
@@ -564,16 +575,51 @@ class RosbagReader(ReaderBase):
                 raise FormatError(f"{self.path}: the bag changed while being read ({stamps.size} records indexed, more found)")
             s, bound = int(stamps[i]), int(next_min[i])
             if not heap and s <= bound:  # in order: no buffering
-                out = self._decode(conn.topic, log_time, raw, s)
-                if out is not None:
-                    yield out
+                yield conn.topic, log_time, raw, s
                 continue
             heapq.heappush(heap, (s, i, conn.topic, log_time, raw))
             while heap and heap[0][0] <= bound:
                 s0, _, topic, lt, r = heapq.heappop(heap)
-                out = self._decode(topic, lt, r, s0)
+                yield topic, lt, r, s0
+
+    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
+        """Decoded messages of ``sensors`` (default: all) in stamp order, ties in file order.
+
+        Compressed images are decoded a few records ahead on two worker threads (OpenCV releases
+        the GIL while it decodes): JPEG decoding is most of a camera rig's reading time, and the
+        records between two images (IMU, poses, radar) are deserialized meanwhile. Messages still
+        come out one by one in order, and a record that fails to decode is counted in order.
+        """
+        topics = self._select(sensors)
+        conns = [c for t in topics for c in self.topics[t].connections]
+        if not conns:
+            return
+        ordered = self._ordered(topics, conns)
+        images = {t for t in topics if self.topics[t].msgtype == "sensor_msgs/msg/CompressedImage"}
+        if not images:
+            for topic, log_time, raw, stamp in ordered:
+                out = self._decode(topic, log_time, raw, stamp)
                 if out is not None:
                     yield out
+            return
+        pending: deque[tuple[str, int, int, Any]] = deque()
+        with ThreadPoolExecutor(max_workers=IMAGE_DECODE_THREADS, thread_name_prefix="bevfuse-jpeg") as pool:
+            for topic, log_time, raw, stamp in ordered:
+                # other records are decoded here, on this thread, while the images ahead of them decode
+                job = pool.submit(self._payload, topic, raw) if topic in images else self._payload(topic, raw)
+                pending.append((topic, log_time, stamp, job))
+                while pending and (len(pending) > DECODE_AHEAD or not isinstance(pending[0][3], Future) or pending[0][3].done()):
+                    out = self._resolve(pending.popleft())
+                    if out is not None:
+                        yield out
+            while pending:
+                out = self._resolve(pending.popleft())
+                if out is not None:
+                    yield out
+
+    def _resolve(self, item: tuple[str, int, int, Any]) -> SensorMessage | None:
+        topic, log_time, stamp, job = item
+        return self._finish(topic, log_time, stamp, job.result() if isinstance(job, Future) else job)
 
 
 def open_rosbag(path: str | Path, rig: Rig | None = None, **kwargs: Any) -> RosbagReader:

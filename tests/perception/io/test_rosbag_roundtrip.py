@@ -240,3 +240,47 @@ def test_undecodable_message_is_skipped_and_counted(tmp_path: Path) -> None:
         (reason, count), = reader.skipped.items()
     assert count == 1
     assert "/points" in reason and "point_step is 16" in reason
+
+
+def test_images_decoded_ahead_come_out_in_order_and_a_bad_jpeg_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compressed images decode on worker threads a few records ahead: the messages, their order
+    and the skip counter are those of decoding one record at a time, with a truncated JPEG among
+    the images and points between them."""
+    import cv2
+
+    import perception.io.rosbag as rosbag_mod
+
+    path = tmp_path / "cams"
+    store = typestore()
+    rng = np.random.default_rng(3)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        cams = [w.add_connection(f"/cam{k}/image/compressed", "sensor_msgs/msg/CompressedImage", typestore=store) for k in range(3)]
+        pts = w.add_connection("/points", PC2, typestore=store)
+        for i in range(12):
+            stamp = T0 + i * 10_000_000
+            for k, conn in enumerate(cams):
+                img = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+                data = np.frombuffer(cv2.imencode(".jpg", img)[1].tobytes(), np.uint8)
+                if i == 5 and k == 1:
+                    data = data[: len(data) // 3]  # truncated
+                sec, nsec = divmod(stamp + k, 1_000_000_000)
+                msg = make("sensor_msgs/msg/CompressedImage",
+                           header=make("std_msgs/msg/Header", stamp=make("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec),
+                                       frame_id=f"cam{k}"), format="jpeg", data=data)
+                w.write(conn, stamp + k, serialize(msg, "sensor_msgs/msg/CompressedImage"))
+            w.write(pts, stamp + 5, serialize(encode_pointcloud(lidar_cloud(stamp + 5, rng, n=20)), PC2))
+
+    def read() -> tuple[list[tuple[int, str]], list[np.ndarray], dict[str, int]]:
+        with open_log(path) as reader:
+            got = list(reader.messages())
+            return [(m.stamp_ns, m.topic) for m in got], [m.payload.image for m in got if m.topic.startswith("/cam")], \
+                dict(reader.skipped)
+
+    order, images, skipped = read()
+    monkeypatch.setattr(rosbag_mod, "IMAGE_DECODE_THREADS", 1)
+    monkeypatch.setattr(rosbag_mod, "DECODE_AHEAD", 0)
+    want_order, want_images, want_skipped = read()
+    assert order == want_order and len(order) == 12 * 4 - 1
+    assert order == sorted(order)
+    assert all(np.array_equal(a, b) for a, b in zip(images, want_images))
+    assert skipped == want_skipped and sum(skipped.values()) == 1 and "/cam1" in next(iter(skipped))
