@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# before pytest imports any test module (and torch or numba through it): see perception/__init__.py
+import perception  # noqa: F401, I001
+
 REPO = Path(__file__).resolve().parents[1]
 
 
