@@ -51,7 +51,7 @@ demo: $(STAMP)
 	  rm -rf $(DEMO_LOG).partial && \
 	  $(PY) -m perception sim --out $(DEMO_LOG).partial --seconds $(DEMO_SECONDS) --seed $(DEMO_SEED) --image-size 640x360 && \
 	  mv $(DEMO_LOG).partial $(DEMO_LOG); fi
-	$(PY) -m perception replay $(DEMO_LOG) --device cpu --backend torch --out $(DEMO_DIR)/replay --force \
+	$(PY) -m perception replay $(DEMO_LOG) --device cpu --backend onnxruntime --out $(DEMO_DIR)/replay --force \
 	  $(if $(DEMO_MODEL),--model $(DEMO_MODEL))
 	@echo "report: $(DEMO_DIR)/replay/report.md; video: $(DEMO_DIR)/replay/bev.mp4; open $(DEMO_DIR)/replay/detections.mcap in Foxglove"
 

@@ -50,8 +50,8 @@ def _positive_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("logs", nargs="+", metavar="LOG", help="drive logs: ROS 1 .bag, ROS 2 bag, nuScenes, KITTI, AV2")
     parser.add_argument("--model", metavar="CKPT", help="checkpoint (default: the shipped data/models/tiny.pt)")
-    parser.add_argument("--backend", choices=("torch", "cudagraph", "onnxruntime", "tensorrt"), default="torch",
-                        help="inference backend (default torch)")
+    parser.add_argument("--backend", choices=("auto", "torch", "cudagraph", "onnxruntime", "tensorrt"), default="auto",
+                        help="inference backend (default auto: onnxruntime on a CPU where it is installed, else torch)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16 on CUDA only (default fp32)")
     parser.add_argument("--rate", type=_rate, default=None, metavar="R",
@@ -65,8 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", help="onnxruntime: this graph instead of one exported from the checkpoint")
     parser.add_argument("--engine", help="tensorrt: this engine instead of one built from the checkpoint")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="CPU threads for torch and numba (default: theirs). On a busy machine 1 can be several "
-                             "times faster than 2: idle OpenMP threads spin while they wait for a core")
+                        help="CPU threads for torch and numba (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -118,3 +118,16 @@ def test_cuda_matches_cpu(tiny_checkpoint: Path, pipeline: Pipeline) -> None:  #
     assert set(gpu.last_stage_ms) == {"preprocess", "inference", "postprocess"}
     np.testing.assert_array_equal(det.label[:20], cpu.label[:20])
     np.testing.assert_allclose(det.center[:20], cpu.center[:20], atol=1e-3)
+
+
+def test_auto_backend_is_onnxruntime_on_a_cpu_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from perception.pipeline import resolve_backend
+
+    assert resolve_backend("torch", "cpu") == "torch" and resolve_backend("tensorrt", "cuda") == "tensorrt"
+    assert resolve_backend("auto", "cuda:0") == "torch"
+    assert resolve_backend("auto", "cpu") == "onnxruntime"  # the test install has the onnx extra
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert resolve_backend("auto", "cpu") == "torch"
