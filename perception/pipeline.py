@@ -163,7 +163,8 @@ class Pipeline:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, backend: str = "torch", device: str = "cpu", precision: str = "fp32",
                         rig: Rig | None = None, onnx: str | Path | None = None, engine: str | Path | None = None,
-                        cache_dir: str | Path | None = None, decode: DecodeConfig | None = None) -> Pipeline:
+                        cache_dir: str | Path | None = None, decode: DecodeConfig | None = None,
+                        threads: int | None = None) -> Pipeline:
         """A pipeline from a checkpoint (``bevfuse train``'s ``.pt``).
 
         ``backend``: auto | torch | cudagraph | onnxruntime | tensorrt (``resolve_backend``). The ONNX graph and TensorRT engine
@@ -171,7 +172,8 @@ class Pipeline:
         (default ``$BEVFUSE_CACHE`` or ``~/.cache/bevfuse``), keyed by the checkpoint's content.
         The sync section (how many sweeps are accumulated, ...) is the one the network was trained
         with: the checkpoint's ``meta['sync']`` when it records one, else its preset's by model name
-        (``tiny``: three sweeps), else the default.
+        (``tiny``: three sweeps), else the default. ``threads``: ONNX Runtime's intra-op threads
+        (default: one per core; torch's and numba's are set by the caller, as the commands do).
         """
         from perception.model.backends import make_backend
         from perception.model.checkpoint import load_checkpoint
@@ -189,7 +191,7 @@ class Pipeline:
         elif kind == "onnxruntime":
             if precision != "fp32":
                 raise BackendError("onnxruntime backend: runs the fp32 graph; use --precision fp32")
-            be = make_backend(kind, onnx=str(onnx or _exported_onnx(path, net, cache_dir)))
+            be = make_backend(kind, onnx=str(onnx or _exported_onnx(path, net, cache_dir)), threads=threads or 0)
         else:
             be = make_backend(kind, engine=str(engine or _built_engine(path, net, precision, device, cache_dir)), device=device)
         return cls(be, cfg, rig, device=device, precision=precision, backend_name=backend, decode=decode)

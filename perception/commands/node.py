@@ -1,7 +1,7 @@
 """``bevfuse node --rig RIG --model CKPT --transport ros2|zenoh [--backend ...] [--device ...] [--foxglove]``:
 the on-vehicle node.
 
-Loads the checkpoint into a ``Pipeline`` (``--backend``: torch, cudagraph, onnxruntime, tensorrt),
+Loads the checkpoint into a ``Pipeline`` (``--backend``: auto, torch, cudagraph, onnxruntime, tensorrt),
 warms it, declares its publishers, then subscribes to the rig's sensor topics and publishes
 detections (``/bevfuse/detections``, ``/bevfuse/boxes``, ``/bevfuse/markers``), ``/diagnostics``
 and the latency topics once a second. Prints ``bevfuse node: ready`` on stderr once subscribed.
@@ -29,13 +29,13 @@ HELP = "run the on-vehicle node: rig topics in, detections and diagnostics out (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", required=True, help="rig file: sensors, topics, nominal rates (watchdog timeouts)")
     parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint (bevfuse train's .pt)")
-    parser.add_argument("--backend", default="torch", choices=("torch", "cudagraph", "onnxruntime", "tensorrt"),
-                        help="inference backend (default torch)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "cudagraph", "onnxruntime", "tensorrt"),
+                        help="inference backend (default auto: onnxruntime on a CPU where it is installed, else torch)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default cpu)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="network precision (default fp32)")
     parser.add_argument("--engine", help="TensorRT engine to load (default: built from the checkpoint into the cache)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads of torch and numba (default theirs; 1 on a CPU shared with other work: docs/NODE.md)")
+                        help="CPU threads of torch, numba and ONNX Runtime (default: one per core; 1 on a CPU shared with other work: docs/NODE.md)")
     parser.add_argument("--foxglove", action="store_true", help="also serve a Foxglove WebSocket (live view)")
     parser.add_argument("--foxglove-host", default="127.0.0.1", help="address the Foxglove server binds (default 127.0.0.1)")
     parser.add_argument("--foxglove-port", type=int, default=8765, help="Foxglove server port, 0 = any free one (default 8765)")
@@ -107,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     t0 = time.monotonic()
     pipeline = Pipeline.from_checkpoint(args.model, backend=args.backend, device=args.device, precision=args.precision,
-                                        rig=rig, engine=args.engine)
+                                        rig=rig, engine=args.engine, threads=args.threads)
     warm_ms = warm_up(pipeline, rig)
     sync_cfg = _pose_source(rig, pipeline.cfg.sync, args.pose_topic)
     warm_up_sync(rig, sync_cfg)
-    print(f"bevfuse node: {pipeline.config_name} on {args.backend}/{args.device} loaded and warmed in "
+    print(f"bevfuse node: {pipeline.config_name} on {pipeline.backend_name}/{args.device} loaded and warmed in "
           f"{time.monotonic() - t0:.1f} s (steady step {warm_ms[-1]:.0f} ms)", file=sys.stderr, flush=True)
     starting[0] = False
     transport = transport_from_args(args)

@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", help="onnxruntime: this graph instead of one exported from the checkpoint")
     parser.add_argument("--engine", help="tensorrt: this engine instead of one built from the checkpoint")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="CPU threads for torch and numba (default: one per core)")
+                        help="CPU threads of torch, numba and ONNX Runtime (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         raise ReplayError(f"no --model given and no shipped checkpoint in {MODELS_DIR} (bevfuse train writes one)")
     pipeline = Pipeline.from_checkpoint(model, backend=args.backend, device=args.device, precision=args.precision,
-                                        onnx=args.onnx, engine=args.engine)
+                                        onnx=args.onnx, engine=args.engine, threads=args.threads)
     options = ReplayOptions(out_dir=Path(args.out), rate=args.rate, max_frames=args.max_frames, png_every=args.png_every,
                             pictures=not args.no_pictures, force=args.force, progress=not args.no_progress,
                             model_path=str(model))

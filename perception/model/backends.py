@@ -196,7 +196,7 @@ def _cuda_graph_backend(**kw: Any) -> Backend:
 def _onnxruntime_backend(**kw: Any) -> Backend:
     if not kw.get("onnx"):
         raise BackendError("onnxruntime backend: needs an exported graph (onnx=PATH; bevfuse export --onnx)")
-    return OnnxRuntimeBackend(kw["onnx"])
+    return OnnxRuntimeBackend(kw["onnx"], threads=int(kw.get("threads") or 0))
 
 
 def _tensorrt_backend(**kw: Any) -> Backend:

@@ -168,7 +168,8 @@ def _replay_detections(log: Path, model: Path, out: Path) -> dict[int, bytes]:
     """stamp -> Detection3DArray bytes of ``bevfuse replay``'s detections.mcap."""
     from rosbags.highlevel import AnyReader
 
-    # --threads 1 on both sides: torch's results depend on its thread count (the summation order)
+    # --threads 1 on both sides: results depend on the thread count (the summation order).
+    # Both sides on the default backend (auto: ONNX Runtime here).
     res = subprocess.run([*CLI, "replay", str(log), "--model", str(model), "--out", str(out), "--no-pictures", "--no-progress",
                           "--threads", "1"],
                          capture_output=True, text=True, env=ENV, timeout=600)
