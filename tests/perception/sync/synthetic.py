@@ -18,7 +18,8 @@ from calib.geodesy import EnuOrigin
 from calib.rig import Rig, SensorSpec
 from perception.types import CameraImage, GnssFix, ImuSample, Modality, PointCloud, RadarScan, SensorMessage
 
-__all__ = ["Motion", "StaticWorld", "camera_msg", "gnss_stream", "imu_stream", "lidar_sweep", "make_rig", "merge", "radar_msg"]
+__all__ = ["MemoryLog", "Motion", "StaticWorld", "camera_msg", "gnss_stream", "imu_stream", "lidar_sweep", "make_rig", "merge",
+           "radar_msg"]
 
 G = 9.80665
 NS = 1_000_000_000
@@ -308,3 +309,53 @@ def make_scene(duration_s: float = 3.0, speed: float = 15.0, yaw_rate: float = 0
     radars = [m for m in radars if m.stamp_ns <= end]
     poses = [m for m in ego_pose_stream(motion) if m.stamp_ns <= end]
     return Scene(motion, rig, world, sweeps, cams, radars, poses, offsets)
+
+
+class MemoryLog:
+    """A drive log in memory, as a reader gives it: ``messages()`` in stamp order (ties in recorded
+    order), like bevfuse's readers; ``messages(order='record')`` as recorded, when ``record_order``
+    (what a reader that can read a bag in record order offers)."""
+
+    format = "memory"
+
+    def __init__(self, rig: Rig, recorded: list[SensorMessage], record_order: bool = True) -> None:
+        from collections import Counter
+        from pathlib import Path
+
+        self.path = Path("memory")
+        self.rig = rig
+        self.skipped: Counter[str] = Counter()
+        self._recorded = list(recorded)
+        if not record_order:
+            self.messages = self._stamp_ordered  # type: ignore[method-assign]
+
+    def streams(self) -> list:
+        from perception.io.base import StreamInfo
+
+        out: dict[str, StreamInfo] = {}
+        for m in self._recorded:
+            spec = self.rig[m.sensor] if m.sensor in self.rig else None
+            info = out.setdefault(m.sensor, StreamInfo(m.sensor, m.topic, type(m.payload).__name__,
+                                                       spec.modality if spec else None, 0, m.stamp_ns, m.stamp_ns))
+            info.count += 1
+            info.first_stamp_ns = min(info.first_stamp_ns, m.stamp_ns)
+            info.last_stamp_ns = max(info.last_stamp_ns, m.stamp_ns)
+        return list(out.values())
+
+    def messages(self, sensors=None, order: str = "stamp"):  # noqa: ANN001, ANN201 - LogReader.messages
+        if order == "record":
+            return iter([m for m in self._recorded if sensors is None or m.sensor in sensors])
+        return self._stamp_ordered(sensors)
+
+    def _stamp_ordered(self, sensors=None):  # noqa: ANN001, ANN202
+        tagged = sorted(enumerate(self._recorded), key=lambda e: (e[1].stamp_ns, e[0]))
+        return iter([m for _, m in tagged if sensors is None or m.sensor in sensors])
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> MemoryLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

@@ -5,12 +5,14 @@
   without deskew); the accumulated sweeps too; the GNSS+IMU track follows the exact ego poses;
 - a 4 s log with faults (5 % drops, 10 ms jitter, a 2 s camera outage, out-of-order delivery, the
   clock jumping back), written as a ROS 2 bag and read back, and pushed in recording order: no
-  exception, counters that add up, degraded frames flagged.
+  exception, counters that add up, degraded frames flagged; through frames_from_log in recording
+  order, the clock jump counted and the ground truth in its own epoch.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from calib.rig import Rig, load_rig
 from perception.io.base import open_log
 from perception.sync import PoseConfig, SyncConfig, Synchronizer, frames_from_log
 from perception.types import SyncedFrame
+from tests.perception.sync.synthetic import MemoryLog
 
 sim_mod = pytest.importorskip("perception.sim.simulator", reason="the simulator (perception/sim) is not there yet")
 sim_config = pytest.importorskip("perception.sim.config")
@@ -267,6 +270,43 @@ class TestFaults:
             sent[m.message.sensor] = sent.get(m.message.sensor, 0) + 1
         for cam in sim.cameras:
             assert st.sensors[cam].received == sent.get(cam, 0)
+
+
+    def test_frames_from_log_in_recorded_order(self, faulty):
+        """The log as recorded, through frames_from_log (what a reader that reads a bag in record order
+        gives it): the clock jump is seen and counted, every message ends in a counter, and the ground
+        truth goes to its own epoch's frames, before and after the jump."""
+        sim, _, recorded = faulty
+        stream = frames_from_log(MemoryLog(sim.rig, [m.message for m in recorded]), config=sync_config(sim))
+        frames = list(stream)
+        st = stream.stats
+        assert stream.order == "record"
+        assert st.clock_resets == 1
+        assert st.problems() == []
+        sent = Counter(m.message.sensor for m in recorded if m.message.sensor != "ground_truth")
+        for name, c in st.sensors.items():
+            assert c.received == sent[name], name
+            assert c.received == c.used + c.dropped and c.pending == 0, name
+        assert len(frames) >= 30
+        _outage_flagged(frames, sim, until_s=2.7)
+        stamps = [f.stamp_ns for f in frames]
+        k = next(i for i in range(1, len(stamps)) if stamps[i] < stamps[i - 1])
+        for side in (frames[:k], frames[k:]):
+            with_gt = [f for f in side if f.ground_truth is not None]
+            assert len(with_gt) >= 0.8 * sum(f.lidar is not None for f in side)
+            assert all(f.ground_truth.stamp_ns == f.stamp_ns for f in with_gt)
+
+    def test_bag_reader_in_recorded_order(self, faulty):
+        """The bag itself: its records are in recording order (the clock jump included), but the ROS
+        bag reader sorts them by stamp (rosbags' AnyReader even by log time, which jumps too), so the
+        jump stays hidden until the reader can give the records in file order (docs/SYNC.md)."""
+        sim, path, _ = faulty
+        with open_log(path) as reader:
+            stream = frames_from_log(reader, config=sync_config(sim))
+            list(stream)
+        if stream.order != "record":
+            pytest.xfail("the ROS bag reader yields stamp order only: it needs messages(order='record')")
+        assert stream.stats.clock_resets == 1 and stream.stats.problems() == []
 
 
 def _outage_flagged(frames: list[SyncedFrame], sim, until_s: float) -> None:
