@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "perception.commands.replay",
     "perception.commands.play",
     "perception.commands.node",
+    "perception.commands.bench",
 )
 
 

@@ -263,10 +263,14 @@ class Pipeline:
                 self.timer.collect()  # this frame's half-open timing must not leak into the next
                 raise
             inputs = self.preprocess(frame)
+        # each stage frees what it consumed inside its own timer (freeing the inputs' megabytes is
+        # part of the work; left to the return it would fall between the timers)
         with self.timer.stage("inference"):
             outputs = self.infer(inputs)
+            del inputs
         with self.timer.stage("postprocess"):
             det = self.postprocess(outputs, frame.stamp_ns)
+            del outputs
         self.last_stage_ms = self.timer.collect()
         return det
 

@@ -17,6 +17,9 @@ unless no other frame ran.
 ``sensor_to_output`` is the age of the detections when they came out, measured from the frame's
 stamp on the replay clock; it exists only for a paced replay (``--rate``), where the replay clock
 stands in for the vehicle's. As fast as possible, stamps and the wall clock are unrelated: null.
+
+``extended=True`` (what ``bevfuse bench`` writes) adds ``p99.9_ms``, ``std_ms`` and ``n`` to every
+statistics block; the keys above stay as they are, so one reader handles both files.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from perception.eval import write_json
 __all__ = ["LatencyLog"]
 
 
-def _stats(samples: list[float]) -> dict[str, float] | None:
-    return latency_stats(samples).to_dict() if samples else None
+def _stats(samples: list[float], extended: bool = False) -> dict[str, float] | None:
+    return latency_stats(samples).to_dict(extended) if samples else None
 
 
 @dataclass
@@ -52,6 +55,7 @@ class LatencyLog:
     wall_s: float = 0.0
     warmup: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    extended: bool = False
 
     @property
     def frames(self) -> int:
@@ -83,10 +87,10 @@ class LatencyLog:
             "device": self.device, "backend": self.backend, "precision": self.precision, "config": self.config,
             "frames": self.frames, "frames_dropped": dict(sorted(self.frames_dropped.items())),
             "degraded_frames": dict(sorted(self.degraded_frames.items())),
-            "stages": {k: v.to_dict() for k, v in summarize_stages(self.stage_ms[w:]).items()},
-            "end_to_end": _stats(self.end_to_end_ms[w:]),
+            "stages": {k: v.to_dict(self.extended) for k, v in summarize_stages(self.stage_ms[w:]).items()},
+            "end_to_end": _stats(self.end_to_end_ms[w:], self.extended),
             # only paced frames have an age; the first of them warms up like the rest
-            "sensor_to_output": _stats(self.sensor_to_output_ms[w:] if len(self.sensor_to_output_ms) > w else []),
+            "sensor_to_output": _stats(self.sensor_to_output_ms[w:] if len(self.sensor_to_output_ms) > w else [], self.extended),
             "warmup_frames": w, "warmup_end_to_end_ms": self.end_to_end_ms[:w],
             "wall_s": self.wall_s, "fps": self.fps,
         }
