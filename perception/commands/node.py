@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     summary["stopped_cleanly"] = ok
     summary["shutdown_s"] = {"node": round(t_node - t_stop, 3), "transport": round(t_transport - t_node, 3)}
     summary["receive_dropped"] = node.inputs.receive_dropped
+    summary["receive_stale"] = node.inputs.receive_stale
     print(json.dumps(summary, indent=2, default=str), flush=True)
     sys.stderr.flush()
     # Everything is closed and flushed: leave now. The interpreter's own teardown (torch, numba,

@@ -9,6 +9,10 @@ subscription takes any type on the topic (the type is in the key); over rclpy it
 counted (``NodeCore.on_malformed``) and skipped. ``/clock`` feeds a ``SimClock`` when asked.
 The transport's callback only queues the bytes; one decode thread decodes them in arrival order
 (bounded queue: when it falls that far behind, the oldest samples go, counted in ``receive_dropped``).
+A sample that waited longer than ``max_age_s`` for the decode thread is dropped undecoded and
+counted in ``receive_stale``: under overload (a player at 4x real time on two cores) the decode
+thread falls behind, and a count-bounded queue alone let seconds of samples wait, so every frame
+came out seconds late. Dropping them before decoding sheds the work too.
 
 **Outputs** (``RosOutputs``, a ``FramePublisher``), the topics of ``bevfuse replay``'s bag:
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -89,11 +94,13 @@ class SensorInputs:
     hands decoded messages to ``core`` (anything with ``on_message`` and ``on_malformed``)."""
 
     def __init__(self, transport: Transport, rig: Rig, core: Any, *, extra: dict[str, str] | None = None,
-                 sim_clock: SimClock | None = None, receive_queue: int = 4096) -> None:
+                 sim_clock: SimClock | None = None, receive_queue: int = 4096, max_age_s: float = 0.15) -> None:
         self.transport, self.rig, self.core, self.sim_clock = transport, rig, core, sim_clock
         self.subscriptions: list[Subscription] = []
         # the transport's thread only queues the bytes; one decode thread keeps the arrival order
         self._received: DropOldestQueue[Received] = DropOldestQueue(receive_queue)
+        self.max_age_ns = int(max_age_s * 1e9)
+        self.receive_stale = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._routes: dict[str, tuple[str, SensorSpec | None]] = {}
@@ -144,8 +151,12 @@ class SensorInputs:
     def _decode_loop(self) -> None:
         while not self._stop.is_set():
             r = self._received.get(timeout=0.1)
-            if r is not None:
-                self._on_received(r)
+            if r is None:
+                continue
+            if time.time_ns() - r.receive_ns > self.max_age_ns:  # receive_ns: the transport's time.time_ns()
+                self.receive_stale += 1
+                continue
+            self._on_received(r)
 
     def _on_received(self, r: Received) -> None:
         sensor = self._routes[r.topic][0]

@@ -82,3 +82,23 @@ def test_live_messages_equal_the_readers(tmp_path: Path, endpoint: str) -> None:
             np.testing.assert_array_equal(got.payload.angular_velocity, ref.payload.angular_velocity)
     sensor, reason = sink.malformed[0]
     assert sensor == "LIDAR_TOP" and "/lidar_top/points" in reason and "PointCloud2" in reason
+
+
+def test_samples_that_waited_too_long_are_dropped_undecoded() -> None:
+    """Under overload the decode thread falls behind: a sample older than max_age_s is counted in
+    receive_stale and never decoded (garbage that was decoded would be counted malformed)."""
+    from perception.runtime.transport import Received
+
+    sink = Collector()
+    inputs = SensorInputs(None, RIG, sink, max_age_s=0.3)  # type: ignore[arg-type] - no transport: samples put by hand
+    now = time.time_ns()
+    inputs._received.put(Received("/lidar_top/points", "sensor_msgs/msg/PointCloud2", b"garbage", now - 1_000_000_000))
+    inputs._received.put(Received("/imu/data", "sensor_msgs/msg/Imu", b"garbage", now))
+    worker = threading.Thread(target=inputs._decode_loop, daemon=True)
+    worker.start()
+    try:
+        assert _wait(lambda: len(sink.malformed) == 1 and inputs.receive_stale == 1)
+    finally:
+        inputs._stop.set()
+        worker.join(timeout=2.0)
+    assert sink.malformed[0][0] == "IMU" and not sink.messages
