@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# GPU check: the gpu-marked tests, then the CUDA kernel benchmark, on a machine with an NVIDIA GPU.
+# GPU check: the gpu-marked tests, the CUDA kernel benchmark, then the base config's latency
+# comparison (torch fp32, torch fp16, CUDA-graph fp16, interleaved), on a machine with an NVIDIA GPU.
 #
 #   tools/gpu_check.sh                 # results under out/gpu_check/
 #   OUT=/some/dir tools/gpu_check.sh   # results under $OUT
 #
 # Needs a CUDA build of torch and CuPy (pip install 'bevfuse[gpu]') in $PYTHON (default: the
-# project's .venv). Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log.
-# Bounded to 8 minutes: the tests get 270 s, the benchmark 180 s (2 s of timed runs per row).
+# project's .venv). Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log,
+# bench_base.json, bench_base.log and bench_base_plots/.
+# Bounded to 7 minutes: the tests get 200 s, the kernel benchmark 100 s (1 s of timed runs per row),
+# the base comparison 120 s (a 3 s simulated nuScenes-scale log, 60 frames per backend).
 # Exit status: 0 when both pass, else the first failure's status (124: a step ran out of time).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,11 +30,17 @@ mkdir -p "$DEST"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 2
 
 status=0
-timeout 270 "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider tests 2>&1 | tee "$DEST/gpu_tests.log"
+timeout 200 "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider tests 2>&1 | tee "$DEST/gpu_tests.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || status=$rc
 
-timeout 180 "$PY" tools/bench_kernels.py --device cuda --budget 2 --json "$DEST/bench_cuda.json" 2>&1 | tee "$DEST/bench_cuda.log"
+timeout 100 "$PY" tools/bench_kernels.py --device cuda --budget 1 --json "$DEST/bench_cuda.json" 2>&1 | tee "$DEST/bench_cuda.log"
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] || [ "$status" -ne 0 ] || status=$rc
+
+timeout 120 "$PY" -m perception bench --config base --device cuda --compare torch:fp32,torch:fp16,cudagraph:fp16 \
+  --frames 60 --warmup 5 --sim-seconds 3 --no-progress --json "$DEST/bench_base.json" --plots "$DEST/bench_base_plots" \
+  2>&1 | tee "$DEST/bench_base.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || [ "$status" -ne 0 ] || status=$rc
 
