@@ -17,38 +17,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from perception.commands.argtypes import non_negative_int, positive_float, positive_int
+
 NAME = "bench"
 HELP = "time every stage of the stack (decode .. output) on simulated or recorded frames; compare backends; soak"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected >= 1, got {text}")
-    return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected >= 0, got {text}")
-    return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected > 0, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
                         help="inference backend (default auto: onnxruntime on a CPU where it is installed, else torch)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 on CUDA; int8 with tensorrt (default fp32)")
-    parser.add_argument("--frames", type=_positive_int, default=None, metavar="N", help="timed frames per run (default 200)")
-    parser.add_argument("--warmup", type=_non_negative_int, default=10, metavar="N",
+    parser.add_argument("--frames", type=positive_int, default=None, metavar="N", help="timed frames per run (default 200)")
+    parser.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
                         help="frames run first and left out of the statistics (default 10: numba and torch compile)")
     parser.add_argument("--input", default="sim", metavar="sim|LOG",
                         help="'sim' (default): a simulated log, written once into the cache; or a drive log any reader opens")
@@ -68,26 +46,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs to interleave, SPEC = [CONFIG/]BACKEND[:PRECISION][@DEVICE], e.g. torch,onnxruntime or "
                              "torch:fp16@cuda,tensorrt:int8@cuda; missing parts from --config/--precision/--device; "
                              "ratios are to the first")
-    parser.add_argument("--rate", type=_positive_float, default=None, metavar="R",
+    parser.add_argument("--rate", type=positive_float, default=None, metavar="R",
                         help="start each frame when its data would have arrived at R x real time and report sensor->output "
                              "(default: back to back, sensor->output null)")
-    parser.add_argument("--soak", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--soak", type=positive_int, default=None, metavar="N",
                         help="run N frames and report drift: p99 of the first and last 1000, RSS and GPU memory at start and end")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the results (latency.json schema) to OUT")
     parser.add_argument("--plots", default=None, metavar="DIR", help="write stages.png, cdf.png and timeline.png into DIR")
     parser.add_argument("--per-frame", action="store_true", help="also put every frame's stage times into the JSON")
     parser.add_argument("--model", default=None, metavar="CKPT",
                         help="checkpoint for the --config runs (default: data/models/<config>.pt, else seeded random weights)")
-    parser.add_argument("--sim-seconds", type=_positive_float, default=5.0, metavar="S", help="length of the simulated log (default 5)")
+    parser.add_argument("--sim-seconds", type=positive_float, default=5.0, metavar="S", help="length of the simulated log (default 5)")
     parser.add_argument("--sim-seed", type=int, default=7, metavar="N", help="seed of the simulated log (default 7)")
     parser.add_argument("--image-size", default=None, metavar="WxH",
                         help="simulated camera size (default: tiny 400x225, what it was trained on; base 1600x900)")
-    parser.add_argument("--log-seconds", type=_positive_float, default=None, metavar="S",
+    parser.add_argument("--log-seconds", type=positive_float, default=None, metavar="S",
                         help="--input LOG: load only its first S seconds into memory (default: all of it)")
     parser.add_argument("--cache", default=None, metavar="DIR",
                         help="where simulated logs and random-weight checkpoints are kept (default $BEVFUSE_CACHE/bench or "
                              "~/.cache/bevfuse/bench)")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads for torch and numba (default: theirs; on a busy machine 1 can be faster than 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

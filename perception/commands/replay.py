@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from perception.commands.argtypes import positive_float, positive_int
+
 NAME = "replay"
 HELP = "replay drive logs through the perception stack: detections (MCAP, nuScenes JSON), metrics, latency, pictures"
 
@@ -27,24 +29,8 @@ def default_model() -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number (1 = real time), got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected > 0, got {text}")
-    return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected >= 1, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,17 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference backend (default auto: onnxruntime on a CPU where it is installed, else torch)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="fp16 on CUDA only (default fp32)")
-    parser.add_argument("--rate", type=_rate, default=None, metavar="R",
+    parser.add_argument("--rate", type=positive_float, default=None, metavar="R",
                         help="play at R x real time, dropping frames the stack cannot keep up with (default: as fast as possible)")
-    parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames (over all logs)")
+    parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames (over all logs)")
     parser.add_argument("--out", default="replay", metavar="DIR", help="output folder (default ./replay)")
     parser.add_argument("--force", action="store_true", help="replace the outputs of an earlier replay in DIR")
-    parser.add_argument("--png-every", type=_positive_int, default=10, metavar="N",
+    parser.add_argument("--png-every", type=positive_int, default=10, metavar="N",
                         help="keep a BEV PNG and a camera mosaic every N frames (default 10; the video has all)")
     parser.add_argument("--no-pictures", action="store_true", help="no PNGs, mosaics or video")
     parser.add_argument("--onnx", help="onnxruntime: this graph instead of one exported from the checkpoint")
     parser.add_argument("--engine", help="tensorrt: this engine instead of one built from the checkpoint")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads of torch, numba and ONNX Runtime (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -104,14 +104,10 @@ def _corner_weights(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarra
     return i0.astype(np.int32), (c - i0)
 
 
-def build_camera_bev_lut(ego_T_cameras: Any, cameras: Sequence[CameraModel], grid: GridConfig, heights: Sequence[float], *,
-                         bev_stride: int = 1, min_depth: float = 0.1) -> CameraBevLut:
-    """Build the table for N cameras.
-
-    ego_T_cameras: (N, 4, 4) float64 camera (optical frame) -> ego; cameras: N camera models of
-    the *feature maps* (all the same size; see ``feature_camera``); heights: ego z of the samples
-    in metres; bev_stride: the BEV feature map is the grid coarsened by this factor.
-    """
+def _checked(ego_T_cameras: Any, cameras: Sequence[CameraModel], heights: Sequence[float],
+             ) -> tuple[np.ndarray, tuple[int, int], tuple[float, ...]]:
+    """The arguments both builders share, checked: (N, 4, 4) float64 poses, the feature maps' one
+    (height, width), the heights as floats."""
     T = np.asarray(ego_T_cameras, np.float64)
     n = len(cameras)
     if T.shape != (n, 4, 4):
@@ -121,10 +117,22 @@ def build_camera_bev_lut(ego_T_cameras: Any, cameras: Sequence[CameraModel], gri
     sizes = {(c.height, c.width) for c in cameras}
     if len(sizes) != 1:
         raise ShapeError(f"cameras: the feature maps must share one size, got {sorted(sizes)}")
-    hf, wf = sizes.pop()
-    heights = tuple(float(h) for h in heights)
-    if not heights:
+    hs = tuple(float(h) for h in heights)
+    if not hs:
         raise ShapeError("heights: expected at least one height")
+    return T, sizes.pop(), hs
+
+
+def build_camera_bev_lut(ego_T_cameras: Any, cameras: Sequence[CameraModel], grid: GridConfig, heights: Sequence[float], *,
+                         bev_stride: int = 1, min_depth: float = 0.1) -> CameraBevLut:
+    """Build the table for N cameras.
+
+    ego_T_cameras: (N, 4, 4) float64 camera (optical frame) -> ego; cameras: N camera models of
+    the *feature maps* (all the same size; see ``feature_camera``); heights: ego z of the samples
+    in metres; bev_stride: the BEV feature map is the grid coarsened by this factor.
+    """
+    T, (hf, wf), heights = _checked(ego_T_cameras, cameras, heights)
+    n = len(cameras)
     pts = bev_cell_centres(grid, heights, bev_stride)
     s = len(pts)
     seen = np.zeros((s, n), bool)
@@ -238,18 +246,8 @@ def camera_bev_grid(ego_T_cameras: Any, cameras: Sequence[CameraModel], grid: Gr
     (u, v) GridSample reads (coordinates clamped to the outer pixel centres), and ``cam_valid``
     (N, Z, Yf, Xf) float32 1 where the camera sees the sample. Same arguments and rules as
     ``build_camera_bev_lut``."""
-    T = np.asarray(ego_T_cameras, np.float64)
+    T, _, heights = _checked(ego_T_cameras, cameras, heights)
     n = len(cameras)
-    if T.shape != (n, 4, 4):
-        raise ShapeError(f"ego_T_cameras: expected ({n}, 4, 4) for {n} cameras, got {T.shape}")
-    if n == 0:
-        raise ShapeError("cameras: expected at least one camera")
-    sizes = {(c.height, c.width) for c in cameras}
-    if len(sizes) != 1:
-        raise ShapeError(f"cameras: the feature maps must share one size, got {sorted(sizes)}")
-    heights = tuple(float(h) for h in heights)
-    if not heights:
-        raise ShapeError("heights: expected at least one height")
     pts = _cached_centres(grid, heights, bev_stride)
     cam_T_ego = np.ascontiguousarray(se3.invert(T)[:, :3, :])
     kinds = np.zeros(n, np.int64)
