@@ -49,6 +49,7 @@ from perception.classes import NUSCENES_CLASSES
 from perception.errors import BevfuseError, DecodeError, FormatError, InputFileError, RigError, TopicMappingError
 from perception.io.bag_writer import RIG_KEY
 from perception.io.base import GROUND_TRUTH, ReaderBase, StreamInfo, register_reader
+from perception.io.cdr_boxes import box3d_array_from_cdr
 from perception.io.ros_decode import (
     DETECTION_MSGTYPES,
     MSGTYPE_MODALITY,
@@ -154,6 +155,8 @@ class _Route:
     modality: Modality | None
     time_offset_ns: int = 0
 
+
+BOX3D_ARRAY = "bevfuse_msgs/msg/Box3DArray"
 
 # Compressed images decode on this many threads, at most this many records ahead of the one
 # being handed out (a frame of a six-camera rig is ~35 records: the look-ahead stays within it).
@@ -545,6 +548,10 @@ class RosbagReader(ReaderBase):
         (returned, not raised, so that a decode on a worker thread reports back in order)."""
         t, route = self.topics[topic], self._routes[topic]
         try:
+            if t.msgtype == BOX3D_ARRAY and self.is2:  # ground truth: straight from the bytes (cdr_boxes)
+                boxes = box3d_array_from_cdr(raw, topic, self.class_names)
+                if boxes is not None:
+                    return boxes
             msg = self._reader().deserialize(raw, t.msgtype)
             return decode(msg, t.msgtype, topic=topic, sensor=route.sensor, modality=route.modality, class_names=self.class_names)
         except (AnyReaderError, DecodeError) as exc:
