@@ -304,10 +304,11 @@ def _cache_root(cache_dir: str | Path | None) -> Path:
 
 def _exported_onnx(checkpoint: str | Path, net: Any, cache_dir: str | Path | None) -> Path:
     """The checkpoint's ONNX graph, exported once per checkpoint content into the cache."""
-    from perception.model.export import export_onnx, file_sha256
+    from perception.model.export import GRAPH_VERSION, export_onnx, file_sha256
 
     sha = file_sha256(checkpoint)[:16]
-    out = _cache_root(cache_dir) / "onnx" / f"{Path(checkpoint).stem}-{sha}.onnx"
+    # the graph's version too: a graph exported by an older bevfuse is rebuilt, not reused
+    out = _cache_root(cache_dir) / "onnx" / f"{Path(checkpoint).stem}-{sha}-g{GRAPH_VERSION}.onnx"
     if not out.is_file():
         tmp = out.with_name(out.stem + ".partial.onnx")
         export_onnx(net, tmp, check_tensorrt=False)

@@ -121,12 +121,17 @@ class CameraToBEV(nn.Module):
             seen = weight.sum(dim=1)
             return total / seen.clamp(min=1.0)[:, None], seen
         total = None
+        # A masked camera's features are zeroed before sampling (a small map), and a sample a camera
+        # does not see reads zeros by the input contract (cam_lut = OUTSIDE_LUT there, spec.py): no
+        # per-camera multiply of the large sampled tensor by its validity (13% of ONNX Runtime's CPU
+        # time). The same sum as weighting each sample by valid * mask, exactly (0/1 weights).
+        feats = feats * camera_mask[:, :, None, None, None]
         # One GridSample per camera (unrolled, N is static) rather than one over all: the
         # per-camera sample of a base-size grid is ~70 MB; all six at once would be 400 MB.
         for i in range(n):
             grid = lut[:, i].reshape(b, z * yf, xf, 2)
             sampled = F.grid_sample(feats[:, i], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            term = sampled.reshape(b, c, z, yf, xf) * weight[:, i, None]
+            term = sampled.reshape(b, c, z, yf, xf)
             total = term if total is None else total + term
         assert total is not None
         seen = weight.sum(dim=1)

@@ -35,7 +35,7 @@ from perception.model.augment import (
     transform_vectors,
 )
 from perception.model.config import CAMERA_STRIDE
-from perception.model.spec import INPUT_NAMES, input_specs
+from perception.model.spec import INPUT_NAMES, OUTSIDE_LUT, input_specs
 from perception.model.targets import build_targets
 from perception.types import SyncedFrame
 
@@ -250,7 +250,7 @@ def lut_to_grid(lut: CameraBevLut) -> tuple[np.ndarray, np.ndarray]:
     hf, wf = lut.feature_hw
     n = lut.num_cameras
     camera, pixel, weight = np.asarray(lut.camera), np.asarray(lut.pixel), np.asarray(lut.weight)
-    uv = np.zeros((n, z * ny * nx, 2), np.float32)
+    uv = np.full((n, z * ny * nx, 2), OUTSIDE_LUT, np.float32)
     valid = np.zeros((n, z * ny * nx), np.float32)
     rows, slots = np.nonzero(camera >= 0)
     cams = camera[rows, slots]
@@ -276,6 +276,7 @@ def frame_inputs(frame: TrainFrame, cfg: PipelineConfig, A: np.ndarray | None = 
     specs = input_specs(cfg)
     m = cfg.model
     out = {name: np.zeros(spec.shape, spec.dtype) for name, spec in specs.items()}
+    out["cam_lut"][:] = OUTSIDE_LUT  # no camera sees anything until one does (spec.py)
     drop_lidar, drop_camera, drop_radar = drop
     if frame.points is not None and not drop_lidar:
         pts = frame.points

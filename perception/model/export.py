@@ -24,6 +24,10 @@ from perception.model.trt_ops import unsupported_nodes
 
 __all__ = ["DEFAULT_OPSET", "config_from_onnx", "export_onnx", "file_sha256"]
 
+# Bumped when the exported graph changes for the same weights (2: the camera lift no longer
+# multiplies the sampled features by cam_valid; it relies on the OUTSIDE_LUT input contract).
+GRAPH_VERSION = 2
+
 DEFAULT_OPSET = 17
 CONFIG_KEY = "bevfuse.config"
 

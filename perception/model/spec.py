@@ -14,7 +14,9 @@ cam_lut            (B, N, Z, Yf, Xf, 2)         float32  where each fused-grid c
                                                          camera n: (u, v) normalized to [-1, 1]
                                                          (GridSample convention, align_corners=False)
 cam_valid          (B, N, Z, Yf, Xf)            float32  1 where that point is in front of camera n and
-                                                         inside its image, else 0
+                                                         inside its image, else 0; where 0, cam_lut is
+                                                         OUTSIDE_LUT (-2, -2): far enough out that
+                                                         GridSample's zero padding gives exactly 0
 radar_bev          (B, R, ny, nx)               float32  radar raster (radar raster op)
 lidar_mask         (B,)                         float32  1 = LiDAR present, 0 = missing (inputs zeros)
 radar_mask         (B,)                         float32  same for the radar
@@ -39,7 +41,12 @@ import numpy as np
 
 from perception.config import PipelineConfig
 
-__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "TensorSpec", "input_specs", "output_specs", "random_inputs"]
+__all__ = [
+    "OUTSIDE_LUT","INPUT_NAMES", "OUTPUT_NAMES", "TensorSpec", "input_specs", "output_specs", "random_inputs"]
+
+# cam_lut where a camera does not see a sample: two map widths out, so that every bilinear corner
+# GridSample (zero padding) reads is outside the map and the sample is exactly 0.
+OUTSIDE_LUT = -2.0
 
 INPUT_NAMES: tuple[str, ...] = (
     "pillar_features",
@@ -131,8 +138,10 @@ def random_inputs(cfg: PipelineConfig, seed: int = 0, batch: int = 1, pillar_fil
     out["pillar_features"], out["pillar_num_points"], out["pillar_coords"] = feats, counts, coords
     out["images"] = rng.normal(size=specs["images"].shape).astype(np.float32)
     lut = rng.uniform(-1.3, 1.3, size=specs["cam_lut"].shape).astype(np.float32)
+    valid = (np.abs(lut) <= 1.0).all(axis=-1)
+    lut[~valid] = OUTSIDE_LUT
     out["cam_lut"] = lut
-    out["cam_valid"] = (np.abs(lut) <= 1.0).all(axis=-1).astype(np.float32)
+    out["cam_valid"] = valid.astype(np.float32)
     radar = np.zeros(specs["radar_bev"].shape, np.float32)
     hit = rng.random((batch, g.ny, g.nx)) < 0.01
     for c in range(m.radar.input_channels):

@@ -209,8 +209,8 @@ def _project_grid(pts: np.ndarray, cam_T_ego: np.ndarray, kind: np.ndarray, para
                 uv[k, i, 1] = (2.0 * vc + 1.0) / h - 1.0
                 valid[k, i] = 1.0
             else:
-                uv[k, i, 0] = 0.0
-                uv[k, i, 1] = 0.0
+                uv[k, i, 0] = -2.0  # perception.model.spec.OUTSIDE_LUT: GridSample reads exactly 0
+                uv[k, i, 1] = -2.0
                 valid[k, i] = 0.0
 
 
@@ -243,8 +243,8 @@ def _camera_params(cam: CameraModel) -> tuple[int, np.ndarray]:
 def camera_bev_grid(ego_T_cameras: Any, cameras: Sequence[CameraModel], grid: GridConfig, heights: Sequence[float], *,
                     bev_stride: int = 1, min_depth: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """The network's camera inputs directly: ``cam_lut`` (N, Z, Yf, Xf, 2) float32, the normalized
-    (u, v) GridSample reads (coordinates clamped to the outer pixel centres), and ``cam_valid``
-    (N, Z, Yf, Xf) float32 1 where the camera sees the sample. Same arguments and rules as
+    (u, v) GridSample reads (coordinates clamped to the outer pixel centres; (-2, -2) where the
+    camera does not see the sample), and ``cam_valid`` (N, Z, Yf, Xf) float32 1 where it does. Same arguments and rules as
     ``build_camera_bev_lut``."""
     T, _, heights = _checked(ego_T_cameras, cameras, heights)
     n = len(cameras)

@@ -1,5 +1,6 @@
 """CameraToBEV's CPU path that samples only what each camera sees equals the dense form (one
-GridSample per camera over every sample, what is exported and captured), values and gradients."""
+GridSample per camera over every sample, what is exported and captured), values and gradients, for
+inputs that keep the contract of spec.py (cam_lut = OUTSIDE_LUT where cam_valid is 0)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def _inputs(seed: int, b: int = 2, n: int = 3, c: int = 5, z: int = 2, yf: int =
     feats = torch.randn(b * n, c, 4, 9, generator=g, requires_grad=True)
     lut = torch.rand(b, n, z, yf, xf, 2, generator=g) * 2.2 - 1.1  # some outside the map: zero padding
     valid = (torch.rand(b, n, z, yf, xf, generator=g) < 0.35).float()
+    lut[valid == 0] = -2.0  # the input contract (spec.OUTSIDE_LUT): what a camera does not see reads 0
     mask = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])[:b, :n]
     return feats, lut, valid, mask
 
