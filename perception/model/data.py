@@ -276,7 +276,6 @@ def frame_inputs(frame: TrainFrame, cfg: PipelineConfig, A: np.ndarray | None = 
     specs = input_specs(cfg)
     m = cfg.model
     out = {name: np.zeros(spec.shape, spec.dtype) for name, spec in specs.items()}
-    out["cam_lut"][:] = OUTSIDE_LUT  # no camera sees anything until one does (spec.py)
     drop_lidar, drop_camera, drop_radar = drop
     if frame.points is not None and not drop_lidar:
         pts = frame.points
@@ -306,13 +305,16 @@ def frame_inputs(frame: TrainFrame, cfg: PipelineConfig, A: np.ndarray | None = 
         oh, ow = m.camera.image_height, m.camera.image_width
         ego_T_cam = frame.ego_T_cam if A is None else augment_extrinsics(A, frame.ego_T_cam)
         # Built per frame: the extrinsics are motion-compensated to this frame's stamp, and the
-        # direct build costs about a millisecond (equal to lut_to_grid of the slot table; tested).
+        # direct build costs a few milliseconds (equal to lut_to_grid of the slot table; tested).
         uv, valid = camera_bev_grid(ego_T_cam, frame.cameras, cfg.grid, m.camera.heights_m, bev_stride=m.fuse_stride)
+        uv[~cams] = OUTSIDE_LUT  # a masked camera sees nothing either (the contract of spec.py)
         out["cam_lut"][0], out["cam_valid"][0] = uv, valid * cams[:, None, None, None]
         # The cached images are at the input size already: an identity resize, normalisation only.
         out["images"][0] = preprocess_images(frame.images, ImageTransform((ow, oh)), (oh, ow))
         out["images"][0][~cams] = 0.0
         out["camera_mask"][0] = cams.astype(np.float32)
+    else:
+        out["cam_lut"][:] = OUTSIDE_LUT  # no camera sees anything (the input contract of spec.py)
     return {name: out[name] for name in INPUT_NAMES}
 
 

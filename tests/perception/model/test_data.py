@@ -180,3 +180,19 @@ def test_boxes_without_returns_are_no_targets(frames):
     _, t = make_batch([f, unseen], cfg, np.random.default_rng(0), None, None)
     assert t["mask"][0].sum() == 3 and t["mask"][1].sum() == 2
     assert t["heatmap"][1, 8].max() < 1.0 and t["heatmap"][0, 8].max() == 1.0  # the pedestrian's peak is gone
+
+
+def test_unseen_samples_keep_the_input_contract(frames):
+    """spec.OUTSIDE_LUT wherever cam_valid is 0: with cameras, with one dropped, with every one dropped."""
+    from perception.model.spec import OUTSIDE_LUT
+
+    cfg, tf = frames
+    one = np.zeros(len(tf[0].camera_ok), bool)
+    one[0] = True
+    for drop, camera_drop in (((False, False, False), None), ((False, False, False), one), ((False, True, False), None)):
+        x = frame_inputs(tf[0], cfg, drop=drop, camera_drop=camera_drop)
+        unseen = x["cam_valid"] == 0
+        assert unseen.any()
+        assert np.all(x["cam_lut"][unseen] == OUTSIDE_LUT)
+        if drop[1]:
+            assert unseen.all() and not x["camera_mask"].any()
