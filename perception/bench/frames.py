@@ -114,10 +114,8 @@ class RawLog:
         reader = open_log(path)
         try:
             end = _end_stamp(reader, seconds)
-            if hasattr(reader, "_routes") and hasattr(reader, "_decode") and hasattr(reader, "_iter"):
-                records, decode, note, size = _bag_records(reader, end)
-            elif hasattr(reader, "_index") and hasattr(reader, "_decode"):
-                records, decode, note, size = _index_records(reader, end)
+            if hasattr(reader, "raw_records") and hasattr(reader, "decode_record"):
+                records, decode, note, size = _raw_records(reader, end)
             else:
                 records, decode, note, size = _predecoded_records(reader, end)
         except BaseException:
@@ -129,11 +127,6 @@ class RawLog:
         return cls(Path(path), reader, records, decode, note, size)
 
 
-# The reader internals used below (a bag's routes, raw iteration and per-record decode; a dataset
-# reader's index and per-entry decode) are what their own ``messages()`` is built from: reading
-# records undecoded is what a benchmark of the decode stage needs, and the readers have no public
-# call for it yet.
-
 def _end_stamp(reader: Any, seconds: float | None) -> int | None:
     """The last stamp to keep: ``seconds`` after the log's first sensor stamp (None: keep all)."""
     if seconds is None:
@@ -142,41 +135,15 @@ def _end_stamp(reader: Any, seconds: float | None) -> int | None:
     return min(firsts) + int(seconds * NS) if firsts else None
 
 
-def _bag_records(reader: Any, end: int | None) -> tuple[list[_Record], Callable[[Any], SensorMessage | None], str, int]:
-    topics = [t for t in reader._select(None) if reader._routes[t].sensor != GROUND_TRUTH]
-    conns = [c for t in topics for c in reader.topics[t].connections]
-    rows = []
-    size = 0
-    for i, (conn, log_time, raw) in enumerate(reader._iter(conns)):
-        stamp = reader._stamp(conn.topic, log_time, raw)
-        if end is not None and stamp > end:
-            continue
-        data = bytes(raw)  # may be a view into a chunk the reader reuses: keep a copy
-        size += len(data)
-        rows.append((stamp, i, conn.topic, log_time, data))
-    rows.sort(key=lambda r: (r[0], r[1]))  # messages()'s order: stamp, then file order
-
-    def decode(d: Any) -> SensorMessage | None:
-        topic, log_time, data, stamp = d
-        return reader._decode(topic, log_time, data, stamp)
-
-    note = "CDR deserialization and payload decoding (JPEG, PointCloud2 fields) of the frame's messages"
-    return [_Record(s, (topic, lt, data, s)) for s, _, topic, lt, data in rows], decode, note, size
-
-
-def _index_records(reader: Any, end: int | None) -> tuple[list[_Record], Callable[[Any], SensorMessage | None], str, int]:
-    entries = [e for e in reader._index if e.sensor != GROUND_TRUTH and (end is None or e.stamp_ns <= end)]
-
-    def decode(e: Any) -> SensorMessage | None:
-        try:
-            payload = reader._decode(e)
-        except Exception as exc:  # noqa: BLE001 - as IndexedReader.messages: count and skip
-            reader.skipped[f"{e.sensor}: {exc}"] += 1
-            return None
-        return SensorMessage(stamp_ns=e.stamp_ns, sensor=e.sensor, topic=e.sensor, payload=payload)
-
-    note = f"the {reader.format} reader's work per message: reading its file and decoding it"
-    return [_Record(e.stamp_ns, e) for e in entries], decode, note, 0
+def _raw_records(reader: Any, end: int | None) -> tuple[list[_Record], Callable[[Any], SensorMessage | None], str, int]:
+    """The reader's undecoded records (``raw_records``), decoded per frame by ``decode_record``."""
+    records = [r for r in reader.raw_records() if r.sensor != GROUND_TRUTH and (end is None or r.stamp_ns <= end)]
+    size = sum(r.size for r in records)
+    if str(reader.format).startswith("rosbag"):
+        note = "CDR deserialization and payload decoding (JPEG, PointCloud2 fields) of the frame's messages"
+    else:
+        note = f"the {reader.format} reader's work per message: reading its file and decoding it"
+    return [_Record(r.stamp_ns, r) for r in records], reader.decode_record, note, size
 
 
 def _predecoded_records(reader: Any, end: int | None) -> tuple[list[_Record], Callable[[Any], SensorMessage | None], str, int]:

@@ -48,7 +48,7 @@ from calib.rig import Rig, SensorSpec, rig_from_dict
 from perception.classes import NUSCENES_CLASSES
 from perception.errors import BevfuseError, DecodeError, FormatError, InputFileError, RigError, TopicMappingError
 from perception.io.bag_writer import RIG_KEY
-from perception.io.base import GROUND_TRUTH, ReaderBase, StreamInfo, register_reader
+from perception.io.base import GROUND_TRUTH, RawRecord, ReaderBase, StreamInfo, register_reader
 from perception.io.cdr_boxes import box3d_array_from_cdr
 from perception.io.ros_decode import (
     DETECTION_MSGTYPES,
@@ -588,6 +588,21 @@ class RosbagReader(ReaderBase):
             while heap and heap[0][0] <= bound:
                 s0, _, topic, lt, r = heapq.heappop(heap)
                 yield topic, lt, r, s0
+
+    def raw_records(self, sensors: Collection[str] | None = None) -> Iterator[RawRecord]:
+        """The records of ``sensors`` (default all), undecoded (CDR or ROS 1 bytes, copied out of the
+        reader's chunk buffers), in ``messages()``'s order."""
+        topics = self._select(sensors)
+        conns = [c for t in topics for c in self.topics[t].connections]
+        if not conns:
+            return
+        for topic, log_time, raw, stamp in self._ordered(topics, conns):
+            data = bytes(raw)
+            yield RawRecord(stamp, self._routes[topic].sensor, (topic, log_time, data), len(data))
+
+    def decode_record(self, record: RawRecord) -> SensorMessage | None:
+        topic, log_time, data = record.data
+        return self._decode(topic, log_time, data, record.stamp_ns)
 
     def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
         """Decoded messages of ``sensors`` (default: all) in stamp order, ties in file order.
