@@ -21,6 +21,7 @@ __all__ = [
     "CameraImage",
     "Detections",
     "EgoPose",
+    "EncodedImage",
     "GnssFix",
     "ImuSample",
     "Modality",
@@ -93,12 +94,16 @@ def _opt_time_offsets(value: npt.ArrayLike | None, n: int, name: str) -> np.ndar
 
 @dataclass(frozen=True, eq=False)
 class CameraImage:
-    """image: (H, W, 3) uint8 RGB, taken at ``stamp_ns`` by camera ``camera`` in frame ``frame_id``."""
+    """image: (H, W, 3) uint8 RGB, taken at ``stamp_ns`` by camera ``camera`` in frame ``frame_id``.
+
+    ``encoded``: the JPEG/PNG it was decoded from, when it came compressed: a writer stores those
+    bytes as they came rather than compressing the pixels a second time (lossy, and ~4 ms an image)."""
 
     stamp_ns: int
     camera: str
     frame_id: str
     image: np.ndarray
+    encoded: EncodedImage | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stamp_ns", _check_stamp(self.stamp_ns))
@@ -111,6 +116,30 @@ class CameraImage:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedImage:
+    """A camera image still compressed: ``data`` the JPEG or PNG bytes as the camera sent them
+    (``format`` 'jpeg' or 'png'), decoded into a ``CameraImage`` by
+    ``perception.io.ros_decode.decode_encoded_image``.
+
+    The node's inputs hand images to the synchronizer this way and decode them only for the frames
+    its worker takes: under overload most frames are dropped, and decoding their images first was
+    most of the CPU the node spent on them. The synchronizer treats it as the camera's image."""
+
+    stamp_ns: int
+    camera: str
+    frame_id: str
+    data: bytes
+    format: str = "jpeg"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stamp_ns", _check_stamp(self.stamp_ns))
+        if not isinstance(self.data, bytes):
+            raise ShapeError(f"data: expected bytes, got {type(self.data).__name__}")
+        if self.format not in ("jpeg", "png"):
+            raise ShapeError(f"format: expected 'jpeg' or 'png', got {self.format!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -358,7 +387,8 @@ class SensorMessage:
 class SyncedFrame:
     """Everything the network needs for one reference LiDAR sweep, in the ego frame at ``stamp_ns``.
 
-    images: camera name -> CameraImage (in rig order; absent cameras are listed in ``missing``);
+    images: camera name -> CameraImage (in rig order; absent cameras are listed in ``missing``), or
+    an ``EncodedImage`` where the producer defers decoding (the node's inputs: decoded by its worker);
     lidar: PointCloud in frame 'ego' with a ``time_lag`` field (seconds, >= 0, 0 for the newest
     sweep) or None; radar: RadarScan in 'ego' accumulated over a window, or None;
     world_T_ego: (4, 4) pose at ``stamp_ns``; missing: the sensors that did not arrive in time;

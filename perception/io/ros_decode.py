@@ -37,6 +37,7 @@ from perception.types import (
     CameraImage,
     Detections,
     EgoPose,
+    EncodedImage,
     GnssFix,
     ImuSample,
     Modality,
@@ -56,6 +57,7 @@ __all__ = [
     "decode_camera_info",
     "decode_compressed_image",
     "decode_detection3d_array",
+    "decode_encoded_image",
     "decode_image",
     "decode_imu",
     "decode_navsatfix",
@@ -64,6 +66,7 @@ __all__ = [
     "decode_radar_pointcloud2",
     "decode_radar_scan",
     "decode_tf",
+    "encoded_compressed_image",
     "frame_name",
     "is_radar_cloud",
     "read_pointcloud2",
@@ -355,23 +358,52 @@ def decode_image(msg: Any, topic: str = "", camera: str = "") -> CameraImage:
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
+def _image_format(fmt: str, where: str) -> str:
+    """'jpeg' or 'png' from a CompressedImage ``format`` string ('' = JPEG, image_transport's default)."""
+    f = fmt.lower()
+    if "png" in f:
+        return "png"
+    if not f or "jpeg" in f or "jpg" in f:
+        return "jpeg"
+    raise DecodeError(f"{where}: format {fmt!r} not supported; expected jpeg or png")
+
+
+def _imdecode_rgb(buf: np.ndarray, what: str, where: str) -> np.ndarray:
+    flags = cv2.IMREAD_IGNORE_ORIENTATION | (_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
+    img = cv2.imdecode(buf, flags) if buf.size else None
+    if img is None:
+        raise DecodeError(f"{where}: could not decode {buf.size} bytes as {what}")
+    return img if _IMREAD_RGB is not None else np.ascontiguousarray(img[..., ::-1])
+
+
 def decode_compressed_image(msg: Any, topic: str = "", camera: str = "") -> CameraImage:
-    """sensor_msgs/CompressedImage (jpeg or png, any ``format`` string naming one) -> CameraImage RGB.
+    """sensor_msgs/CompressedImage (jpeg or png, any ``format`` string naming one) -> CameraImage RGB,
+    its bytes kept in ``encoded``.
 
     EXIF orientation is ignored: the pixels stay as the sensor gave them, matching the calibration.
     """
     where = f"{topic or '<CompressedImage>'}: CompressedImage"
-    fmt = str(msg.format).lower()
-    if fmt and not any(k in fmt for k in ("jpeg", "jpg", "png")):
-        raise DecodeError(f"{where}: format {msg.format!r} not supported; expected jpeg or png")
-    buf = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    flags = cv2.IMREAD_IGNORE_ORIENTATION | (_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
-    img = cv2.imdecode(buf, flags) if buf.size else None
-    if img is None:
-        raise DecodeError(f"{where}: could not decode {buf.size} bytes as {msg.format or 'an image'}")
-    if _IMREAD_RGB is None:
-        img = np.ascontiguousarray(img[..., ::-1])
-    return CameraImage(stamp_ns=stamp_ns(msg.header), camera=camera, frame_id=frame_name(msg.header.frame_id), image=img)
+    enc = encoded_compressed_image(msg, topic, camera)
+    img = _imdecode_rgb(np.frombuffer(enc.data, np.uint8), msg.format or "an image", where)
+    return CameraImage(stamp_ns=enc.stamp_ns, camera=camera, frame_id=enc.frame_id, image=img, encoded=enc)
+
+
+def encoded_compressed_image(msg: Any, topic: str = "", camera: str = "") -> EncodedImage:
+    """sensor_msgs/CompressedImage -> EncodedImage: the bytes kept, the format checked, nothing
+    decoded (``decode_encoded_image`` does that later, into what ``decode_compressed_image`` gives)."""
+    where = f"{topic or '<CompressedImage>'}: CompressedImage"
+    fmt = _image_format(str(msg.format), where)
+    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1).tobytes()
+    return EncodedImage(stamp_ns=stamp_ns(msg.header), camera=camera, frame_id=frame_name(msg.header.frame_id), data=data,
+                        format=fmt)
+
+
+def decode_encoded_image(image: EncodedImage, topic: str = "") -> CameraImage:
+    """The ``CameraImage`` of an ``EncodedImage`` (what ``decode_compressed_image`` gives for the same
+    message, ``encoded`` included); ``DecodeError`` naming the camera when the bytes do not decode."""
+    where = f"{topic or image.camera or '<EncodedImage>'}: {image.format} image"
+    img = _imdecode_rgb(np.frombuffer(image.data, np.uint8), image.format, where)
+    return CameraImage(stamp_ns=image.stamp_ns, camera=image.camera, frame_id=image.frame_id, image=img, encoded=image)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -534,8 +566,9 @@ def decode_detection3d_array(msg: Any, topic: str = "", class_names: tuple[str, 
 
 
 def decode(msg: Any, msgtype: str, *, topic: str = "", sensor: str = "", modality: Modality | None = None,
-           class_names: tuple[str, ...] = NUSCENES_CLASSES) -> Payload:
+           class_names: tuple[str, ...] = NUSCENES_CLASSES, defer_images: bool = False) -> Payload | EncodedImage:
     """Decode any supported message into its payload; ``sensor`` names the camera of an image.
+    ``defer_images``: a CompressedImage becomes an ``EncodedImage`` (checked, not decoded).
 
     A PointCloud2 becomes a RadarScan when ``modality`` is RADAR, or when ``modality`` is None and
     its fields are a radar's. Anything that goes wrong, including an unexpected exception from a
@@ -546,6 +579,8 @@ def decode(msg: Any, msgtype: str, *, topic: str = "", sensor: str = "", modalit
             radar = modality is Modality.RADAR or (modality is None and is_radar_cloud(msg))
             return decode_radar_pointcloud2(msg, topic) if radar else decode_pointcloud2(msg, topic)
         if msgtype == "sensor_msgs/msg/CompressedImage":
+            if defer_images:
+                return encoded_compressed_image(msg, topic, sensor)
             return decode_compressed_image(msg, topic, sensor)
         if msgtype == "sensor_msgs/msg/Image":
             return decode_image(msg, topic, sensor)

@@ -230,19 +230,25 @@ def encode_image(img: CameraImage) -> Any:
 def encode_compressed_image(img: CameraImage, fmt: str = "jpeg", quality: int = 90) -> Any:
     """CameraImage -> sensor_msgs/CompressedImage, ``fmt`` 'jpeg' (``quality`` 1..100) or 'png' (lossless).
 
-    ``format`` is written as image_transport does ('rgb8; jpeg compressed bgr8').
+    ``format`` is written as image_transport does ('rgb8; jpeg compressed bgr8'). An image decoded
+    from a ``fmt`` file (``img.encoded``) is written as those bytes: no second lossy compression,
+    and no encoding time; ``quality`` applies to the images compressed here.
     """
     if fmt not in ("jpeg", "png"):
         raise ShapeError(f"fmt: expected 'jpeg' or 'png', got {fmt!r}")
     if not 1 <= int(quality) <= 100:
         raise ShapeError(f"quality: expected 1..100, got {quality}")
-    bgr = np.ascontiguousarray(img.image[..., ::-1])
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
-    if not ok:
-        raise ShapeError(f"image of camera {img.camera!r}: OpenCV could not encode it as {fmt}")
+    if img.encoded is not None and img.encoded.format == fmt:
+        data = np.frombuffer(img.encoded.data, np.uint8)
+    else:
+        bgr = np.ascontiguousarray(img.image[..., ::-1])
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
+        if not ok:
+            raise ShapeError(f"image of camera {img.camera!r}: OpenCV could not encode it as {fmt}")
+        data = np.asarray(buf, dtype=np.uint8).reshape(-1)
     return make("sensor_msgs/msg/CompressedImage", header=header(img.stamp_ns, img.frame_id),
-                format=f"rgb8; {fmt} compressed bgr8", data=np.asarray(buf, dtype=np.uint8).reshape(-1))
+                format=f"rgb8; {fmt} compressed bgr8", data=data)
 
 
 # --------------------------------------------------------------------------------------------------

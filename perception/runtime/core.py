@@ -4,7 +4,8 @@ Threads and queues (each queue bounded, so a slow stage can never build an unbou
 
     transport callbacks --on_message()--> [ingest: DropOldestQueue of messages]
         --> sync thread: Synchronizer.push() --> [frames: DropOldestQueue, default 1 deep]
-        --> worker thread: processor.step(frame) --> publishers.publish_frame(FrameResult)
+        --> worker thread: decode the frame's images, processor.step(frame)
+            --> publishers.publish_frame(FrameResult)
     status thread, once a second: watchdog + counters --> publishers.publish_status(NodeStatus)
 
 The synchronizer runs on its own thread rather than on the transport's (a deskew must not stall
@@ -14,7 +15,12 @@ is busy and a new frame is synchronized, the oldest waiting frame is dropped and
 queue bound, not the arrival rate, sets the worst-case wait (bound 1: a frame waits at most one
 step, so sensor-to-publish stays below two steps plus the synchronizer's wait).
 
-**Latency.** ``processing``: the wall time of ``processor.step``. ``sensor to publish``: the
+**Images.** A frame may hold ``EncodedImage``s (the inputs defer JPEG decoding): the worker decodes
+them, in parallel on ``decode_threads`` threads (OpenCV releases the GIL), before the step, so the
+frames dropped under overload never cost a decode. An image that does not decode is counted as a
+malformed message of its camera and the frame goes on without it (listed in ``missing``).
+
+**Latency.** ``processing``: the wall time of decoding the frame's images and ``processor.step``. ``sensor to publish``: the
 publication's wall time minus the frame stamp's wall time on the node's ``StampClock`` (the wall
 clock on a vehicle; the player's ``/clock`` under playback, see ``perception.runtime.clock``).
 
@@ -29,17 +35,20 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from calib.rig import Rig
+from perception.errors import BevfuseError
+from perception.io.ros_decode import decode_encoded_image
 from perception.runtime.clock import StampClock, WallClock
 from perception.runtime.outputs import FramePublisher, FrameResult, NodeState, NodeStatus, SensorStatus
 from perception.runtime.queues import DropOldestQueue
 from perception.runtime.watchdog import Watchdog
-from perception.types import Detections, SensorMessage, SyncedFrame
+from perception.types import CameraImage, Detections, EncodedImage, SensorMessage, SyncedFrame
 
 __all__ = ["FrameProcessor", "NodeConfig", "NodeCore"]
 
@@ -56,7 +65,8 @@ class NodeConfig:
     messages waiting for the synchronizer; watchdog timeout = max(``watchdog_periods`` / nominal
     rate, ``watchdog_min_s``); ``status_period_s``: diagnostics period; ``latency_window``: frames
     kept for the latency percentiles; ``flush_when_silent``: flush the synchronizer once every
-    watched sensor is silent (see ``_sync_loop``)."""
+    watched sensor is silent (see ``_sync_loop``); ``decode_threads``: threads decoding a frame's
+    ``EncodedImage``s."""
 
     frame_queue: int = 1
     ingest_queue: int = 4096
@@ -65,6 +75,7 @@ class NodeConfig:
     status_period_s: float = 1.0
     latency_window: int = 2000
     flush_when_silent: bool = True
+    decode_threads: int = 2
 
 
 @dataclass
@@ -107,6 +118,7 @@ class NodeCore:
         self._threads: list[threading.Thread] = []
         self.last_status: NodeStatus | None = None
         self._sync_drops: dict[str, int] = {}
+        self._decoder = ThreadPoolExecutor(max_workers=max(1, c.decode_threads), thread_name_prefix="bevfuse-image")
 
     # -- inputs (any thread) ---------------------------------------------------------------------------
 
@@ -190,7 +202,8 @@ class NodeCore:
                 continue
             start = time.monotonic_ns()
             try:
-                det = self.processor.step(item.frame)
+                frame = self._decoded(item.frame)
+                det = self.processor.step(frame)
             except Exception as exc:  # noqa: BLE001 - counted, reported in diagnostics; the node goes on
                 self._count_error(f"pipeline: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
                 continue
@@ -198,7 +211,7 @@ class NodeCore:
             publish_ns = time.time_ns()
             stamp_wall = item.stamp_wall_ns
             latency = publish_ns - stamp_wall if stamp_wall is not None else -1
-            result = FrameResult(frame=item.frame, detections=det, index=item.index, processing_ns=end - start,
+            result = FrameResult(frame=frame, detections=det, index=item.index, processing_ns=end - start,
                                  latency_ns=latency, queue_wait_ns=start - item.queued_ns, publish_ns=publish_ns)
             with self._stats_lock:
                 self.frames_done += 1
@@ -209,6 +222,22 @@ class NodeCore:
                     self.latency_ms.append(latency / 1e6)
                     self._window_latency.append(latency / 1e6)
             self._publish("publish_frame", result)
+
+    def _decoded(self, frame: SyncedFrame) -> SyncedFrame:
+        """``frame`` with its ``EncodedImage``s decoded (see the module docstring)."""
+        encoded = [(name, img) for name, img in frame.images.items() if isinstance(img, EncodedImage)]
+        if not encoded:
+            return frame
+        images: dict[str, CameraImage] = dict(frame.images)
+        missing = set(frame.missing)
+        for (name, _), out in zip(encoded, self._decoder.map(_decode_or_reason, [img for _, img in encoded])):
+            if isinstance(out, CameraImage):
+                images[name] = out
+            else:
+                self.on_malformed(name, out)
+                del images[name]
+                missing.add(name)
+        return replace(frame, images=images, missing=frozenset(missing))
 
     def _publish(self, method: str, arg: Any) -> None:
         with self._publish_lock:
@@ -296,4 +325,13 @@ class NodeCore:
                     pub.close()
                 except Exception:  # noqa: BLE001
                     pass
+        self._decoder.shutdown(wait=False)
         return ok
+
+
+def _decode_or_reason(image: EncodedImage) -> CameraImage | str:
+    # on the decoder's threads: a failure comes back as its reason, counted by the worker
+    try:
+        return decode_encoded_image(image)
+    except BevfuseError as exc:
+        return str(exc).splitlines()[0]

@@ -126,10 +126,15 @@ class FoxgloveSink:
                 ch = self.cameras[name] = channels.CompressedImageChannel(f"/bevfuse/camera/{name}", context=self.context)
             if not ch.has_sinks():
                 continue
-            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img.image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            if ok:
-                ch.log(self._msgs.CompressedImage(timestamp=self._timestamp(img.stamp_ns), frame_id=img.frame_id,
-                                                  data=buf.tobytes(), format="jpeg"), log_time=stamp)
+            if img.encoded is not None:  # the camera's own JPEG/PNG: sent as it came
+                data, fmt = img.encoded.data, img.encoded.format
+            else:
+                ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img.image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+                if not ok:
+                    continue
+                data, fmt = buf.tobytes(), "jpeg"
+            ch.log(self._msgs.CompressedImage(timestamp=self._timestamp(img.stamp_ns), frame_id=img.frame_id,
+                                              data=data, format=fmt), log_time=stamp)
 
     def publish_status(self, status: NodeStatus) -> None:
         pass  # diagnostics go to the ROS topics; Foxglove shows them from there

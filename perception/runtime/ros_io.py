@@ -13,6 +13,9 @@ A sample that waited longer than ``max_age_s`` for the decode thread is dropped 
 counted in ``receive_stale``: under overload (a player at 4x real time on two cores) the decode
 thread falls behind, and a count-bounded queue alone let seconds of samples wait, so every frame
 came out seconds late. Dropping them before decoding sheds the work too.
+Compressed images are not decoded here at all (``defer_images``): they reach the synchronizer as
+``EncodedImage``s and the core's worker decodes the images of the frames it takes, so a frame
+dropped under overload never costs its six JPEG decodes (most of the decode thread's work).
 
 **Outputs** (``RosOutputs``, a ``FramePublisher``), the topics of ``bevfuse replay``'s bag:
 
@@ -91,11 +94,16 @@ DEFAULT_SENSOR_TYPES: dict[Modality, str] = {
 
 class SensorInputs:
     """Subscribes the rig's sensors (and ``extra`` topic -> sensor name routes) on ``transport`` and
-    hands decoded messages to ``core`` (anything with ``on_message`` and ``on_malformed``)."""
+    hands decoded messages to ``core`` (anything with ``on_message`` and ``on_malformed``).
+
+    ``defer_images``: JPEG/PNG images go on as ``EncodedImage``s, decoded by the core's worker for
+    the frames it processes only (see the module docstring)."""
 
     def __init__(self, transport: Transport, rig: Rig, core: Any, *, extra: dict[str, str] | None = None,
-                 sim_clock: SimClock | None = None, receive_queue: int = 4096, max_age_s: float = 0.15) -> None:
+                 sim_clock: SimClock | None = None, receive_queue: int = 4096, max_age_s: float = 0.15,
+                 defer_images: bool = True) -> None:
         self.transport, self.rig, self.core, self.sim_clock = transport, rig, core, sim_clock
+        self.defer_images = defer_images
         self.subscriptions: list[Subscription] = []
         # the transport's thread only queues the bytes; one decode thread keeps the arrival order
         self._received: DropOldestQueue[Received] = DropOldestQueue(receive_queue)
@@ -136,7 +144,8 @@ class SensorInputs:
             msg = typestore().deserialize_cdr(r.data, r.msgtype)
         except Exception as exc:  # noqa: BLE001 - rosbags raises assorted errors on short or bad CDR
             raise BevfuseError(f"{r.topic}: cannot deserialize {r.msgtype}: {type(exc).__name__}: {str(exc)[:200]}") from None
-        payload = decode(msg, r.msgtype, topic=r.topic, sensor=sensor, modality=spec.modality if spec else None)
+        payload = decode(msg, r.msgtype, topic=r.topic, sensor=sensor, modality=spec.modality if spec else None,
+                         defer_images=self.defer_images)
         stamp = payload.stamp_ns if payload.stamp_ns > 0 else r.receive_ns
         stamp += spec.time_offset_ns if spec else 0
         if stamp != payload.stamp_ns:

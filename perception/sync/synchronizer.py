@@ -58,6 +58,7 @@ from perception.sync.trajectory import PoseTrajectory
 from perception.types import (
     CameraImage,
     EgoPose,
+    EncodedImage,
     GnssFix,
     ImuSample,
     Modality,
@@ -269,7 +270,7 @@ class Synchronizer:
         if name == self.reference:
             return _REF if isinstance(p, PointCloud) else "invalid"
         if name in self._cam_q:
-            return _CAM if isinstance(p, CameraImage) else "invalid"
+            return _CAM if isinstance(p, (CameraImage, EncodedImage)) else "invalid"  # EncodedImage: decoded later
         if name in self._radar_q:
             return _RADAR if isinstance(p, RadarScan) else "invalid"
         return None

@@ -272,6 +272,13 @@ def test_compressed_images() -> None:
     # PSNR in dB (29.6 measured): 4:2:0 chroma blurs the saturated disc's edge; swapped channels would give ~10.
     assert 10 * np.log10(255**2 / np.mean(err**2)) > 27.0
     assert E.encode_compressed_image(img).format == "rgb8; jpeg compressed bgr8"
+    # a decoded JPEG keeps its bytes, and is written back as them (no second lossy compression)
+    sent = cdr(E.encode_compressed_image(img, "jpeg", 90), CT)
+    assert jpg.encoded is not None and jpg.encoded.format == "jpeg" and jpg.encoded.data == bytes(sent.data)
+    assert bytes(E.encode_compressed_image(jpg, "jpeg", 50).data) == jpg.encoded.data
+    again = D.decode(cdr(E.encode_compressed_image(jpg, "png"), CT), CT, sensor="CAM")  # another format: from the pixels
+    assert again.encoded.format == "png" and np.array_equal(again.image, jpg.image)
+    assert img.encoded is None and bytes(E.encode_compressed_image(img, "jpeg", 50).data) != bytes(sent.data)
     bad = E.encode_compressed_image(img)
     bad.data = bad.data[:100]
     with pytest.raises(DecodeError, match=r"/cam/compressed: CompressedImage: could not decode 100 bytes"):

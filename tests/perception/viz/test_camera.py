@@ -30,6 +30,11 @@ def test_box_ahead_projects_around_the_principal_point() -> None:
     assert 0 < pts[:, 1].min() < cam.intrinsics.cy < pts[:, 1].max() < 900
     # a box behind the camera projects to nothing
     assert project_box_edges(_one_box((-20.0, 0.0, 1.0)), cam.intrinsics, se3.invert(cam.ego_T_sensor)) == [[]]
+    # nor does one in front but beside the view (60 degrees off the axis): its outline misses the image
+    assert project_box_edges(_one_box((10.0, 17.0, 1.0)), cam.intrinsics, se3.invert(cam.ego_T_sensor)) == [[]]
+    # while one at the image's left edge still shows, cut by the border
+    [edge] = project_box_edges(_one_box((10.0, 6.5, 1.0)), cam.intrinsics, se3.invert(cam.ego_T_sensor))
+    assert edge and min(p[:, 0].min() for p in edge) < 0 < max(p[:, 0].max() for p in edge)
 
 
 def test_box_through_the_camera_plane_is_clipped_not_mirrored() -> None:
