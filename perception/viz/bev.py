@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numba import njit
 
 from perception.boxes import box_corners
 from perception.types import Detections, PointCloud, RadarScan
@@ -82,22 +83,32 @@ def _draw_grid(img: np.ndarray, view: BevView) -> None:
 
 
 def _draw_lidar(img: np.ndarray, view: BevView, cloud: PointCloud) -> None:
-    pts = cloud.points
-    ok = np.all(np.isfinite(pts[:, :3]), axis=1)
-    pts = pts[ok]
-    if pts.shape[0] == 0:
-        return
-    px = np.floor(view.to_pixels(pts[:, :2])).astype(np.int64)
-    inside = (px[:, 0] >= 0) & (px[:, 0] < view.size) & (px[:, 1] >= 0) & (px[:, 1] < view.size)
-    px, z = px[inside], pts[inside, 2]
-    # brightness by height: the ground (ego z ~ 0) dim, objects brighter, so boxes' contents stand out
-    level = np.clip((z + 0.5) / 3.0, 0.0, 1.0)
-    grey = (85 + 120 * level).astype(np.uint8)  # under the white ground-truth outlines
-    # painter's order: darker (lower) points first, so a taller point over the same pixel wins;
-    # sorting the uint8 brightness is a radix sort, far cheaper than sorting the float heights
-    order = np.argsort(grey, kind="stable")
-    px, grey = px[order], grey[order]
-    img[px[:, 1], px[:, 0]] = np.stack([grey, grey, np.minimum(grey.astype(np.int32) + 25, 255).astype(np.uint8)], axis=1)
+    pts = np.ascontiguousarray(cloud.points[:, :3], dtype=np.float32)
+    if pts.shape[0]:
+        _paint_points(img, pts, view.size / 2.0, float(view.px_per_m), view.size, np.zeros((view.size, view.size), np.uint8))
+
+
+@njit(cache=True)
+def _paint_points(img: np.ndarray, xyz: np.ndarray, centre: float, px_per_m: float, size: int, top: np.ndarray) -> None:
+    """Each finite point inside the picture as one pixel, grey by height: the ground (ego z ~ 0)
+    dim, objects brighter, so boxes' contents stand out; where points share a pixel the brightest
+    (highest) shows, as painting them from dark to bright would (``top`` holds the grey painted so
+    far; every point's grey is >= 85). One pass: 100k points took 14 ms in numpy, with its sort."""
+    for i in range(xyz.shape[0]):
+        x, y, z = xyz[i, 0], xyz[i, 1], xyz[i, 2]
+        if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(z)):
+            continue
+        col = int(np.floor(centre - np.float64(y) * px_per_m))
+        row = int(np.floor(centre - np.float64(x) * px_per_m))
+        if col < 0 or col >= size or row < 0 or row >= size:
+            continue
+        level = min(max((z + np.float32(0.5)) / np.float32(3.0), np.float32(0.0)), np.float32(1.0))
+        grey = np.uint8(np.float32(85.0) + np.float32(120.0) * level)  # under the white ground-truth outlines
+        if grey > top[row, col]:
+            top[row, col] = grey
+            img[row, col, 0] = grey
+            img[row, col, 1] = grey
+            img[row, col, 2] = min(int(grey) + 25, 255)
 
 
 def _draw_radar(img: np.ndarray, view: BevView, scan: RadarScan) -> None:

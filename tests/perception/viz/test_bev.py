@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from perception.types import PointCloud
 from perception.viz.bev import BevView, render_bev
 from perception.viz.colors import GT_COLOR, RADAR_COLOR, class_color
 from tests.perception.replay import frames as F
@@ -57,6 +58,40 @@ def test_lidar_points_drawn_and_nan_ignored() -> None:
     gc, gr = VIEW.to_pixels(cloud.points[2:3, :2])[0]
     # a raised point is drawn brighter than a ground point (z = 0), both above the black background
     assert int(img[int(r), int(c)].min()) > int(img[int(gr), int(gc)].min()) > 60
+
+
+def test_the_highest_point_of_a_pixel_shows_whatever_the_order() -> None:
+    """Points sharing a pixel: the brightest (highest) wins, as painting them dark to bright does, in
+    any input order; points outside the picture or not finite change nothing."""
+    from perception.viz.bev import _draw_lidar
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    pts = np.column_stack([rng.uniform(-45, 45, n), rng.uniform(-45, 45, n), rng.uniform(-1.0, 3.5, n),
+                           rng.uniform(0, 1, n)]).astype(np.float32)
+    pts[:300, :2] = [4.03, -2.07]  # 300 points on one pixel, at different heights
+    pts[300:310, 2] = np.inf
+    pts[310:320, 0] = np.nan
+
+    def drawn(p: np.ndarray) -> np.ndarray:
+        img = np.full((VIEW.size, VIEW.size, 3), 7, np.uint8)
+        _draw_lidar(img, VIEW, PointCloud(F.T0, "ego", p, ("x", "y", "z", "intensity"), None))
+        return img
+
+    img = drawn(pts)
+    np.testing.assert_array_equal(drawn(pts[::-1].copy()), img)
+    np.testing.assert_array_equal(drawn(pts[rng.permutation(n)]), img)
+    # the reference: painted dark to bright, grey from the height (0.85 of white at 2.5 m and up)
+    ok = np.isfinite(pts[:, :3]).all(axis=1)
+    col = np.floor(VIEW.size / 2 - pts[ok, 1].astype(np.float64) * VIEW.px_per_m).astype(int)
+    row = np.floor(VIEW.size / 2 - pts[ok, 0].astype(np.float64) * VIEW.px_per_m).astype(int)
+    inside = (col >= 0) & (col < VIEW.size) & (row >= 0) & (row < VIEW.size)
+    assert 0 < inside.sum() < ok.sum() < n
+    grey = (85 + 120 * np.clip((pts[ok, 2][inside] + 0.5) / 3.0, 0.0, 1.0)).astype(np.uint8)
+    want = np.full_like(img, 7)
+    for g, r, c in sorted(zip(grey, row[inside], col[inside])):
+        want[r, c] = (g, g, min(int(g) + 25, 255))
+    np.testing.assert_array_equal(img, want)
 
 
 @pytest.mark.parametrize("half", [25.0, 51.2, 75.0])
