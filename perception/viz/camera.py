@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from calib import se3
-from calib.camera import CameraModel
+from calib.camera import CameraModel, PinholeCamera
 from perception.boxes import box_corners
 from perception.types import CameraImage, Detections
 from perception.viz.colors import GT_COLOR, TEXT_COLOR, class_color
@@ -59,17 +59,22 @@ def project_box_edges(det: Detections, camera: CameraModel, cam_T_ego: np.ndarra
     a_new = np.where((za < _NEAR_M)[:, None], pa + s[:, None] * (pb - pa), pa)
     b_new = np.where((zb < _NEAR_M)[:, None], pa + s[:, None] * (pb - pa), pb)
     visible = (za >= _NEAR_M) | (zb >= _NEAR_M)
-    t = np.linspace(0.0, 1.0, _PIECES + 1)
+    # an ideal pinhole maps a straight edge (in front of the camera) to a straight segment: its two
+    # ends are enough, and nothing folds back, so far-out ends are kept (OpenCV clips the line)
+    ideal = isinstance(camera, PinholeCamera) and not any(camera.distortion)
+    pieces = 1 if ideal else _PIECES
+    t = np.linspace(0.0, 1.0, pieces + 1)
     pts = a_new[:, None, :] + t[None, :, None] * (b_new - a_new)[:, None, :]  # (E, P+1, 3)
     uv, _ = camera.project(pts.reshape(-1, 3), min_depth=_NEAR_M * 0.5)
-    uv = uv.reshape(-1, _PIECES + 1, 2)
-    # far outside the image a distortion polynomial folds back: keep pieces within two images of it
+    uv = uv.reshape(-1, pieces + 1, 2)
     w, h = float(camera.width), float(camera.height)
-    with np.errstate(invalid="ignore"):
-        sane = (np.abs(uv[..., 0] - w / 2) < 2.0 * w) & (np.abs(uv[..., 1] - h / 2) < 2.0 * h)
-    sane &= np.isfinite(uv).all(-1) & visible[:, None]
-    uv = uv.reshape(m, 12, _PIECES + 1, 2)
-    sane = sane.reshape(m, 12, _PIECES + 1)
+    sane = np.isfinite(uv).all(-1) & visible[:, None]
+    if not ideal:
+        # far outside the image a distortion polynomial folds back: keep pieces within two images of it
+        with np.errstate(invalid="ignore"):
+            sane &= (np.abs(uv[..., 0] - w / 2) < 2.0 * w) & (np.abs(uv[..., 1] - h / 2) < 2.0 * h)
+    uv = uv.reshape(m, 12, pieces + 1, 2)
+    sane = sane.reshape(m, 12, pieces + 1)
     full = sane.all(-1)  # (M, 12): the usual case, a whole edge in one polyline
     partial = sane.any(-1) & ~full
     # only the boxes whose outline can reach the image: the bounding box of its kept points meets

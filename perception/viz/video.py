@@ -55,7 +55,11 @@ class VideoWriter:
                 raise InputFileError(f"{self.path}: OpenCV cannot open an mp4v video for writing")
             self._writer, self.size = writer, (w, h)
         assert self.size is not None
-        frame = fit_frame(rgb, *self.size)
+        w, h = self.size
+        if 0 <= rgb.shape[1] - w <= 1 and 0 <= rgb.shape[0] - h <= 1:
+            frame = rgb[:h, :w]  # an odd size rounded down: one column or row cut, not the whole frame resampled
+        else:
+            frame = fit_frame(rgb, w, h)
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         self.frames += 1
 
