@@ -2,7 +2,8 @@
 drive log live, like ``ros2 bag play``.
 
 A ROS 2 bag goes out as recorded (CDR bytes unchanged); any other log through its reader, encoded
-losslessly. Messages go out in stamp order, paced by their stamps (``--rate`` times real time).
+losslessly. A bag goes out in the order it was recorded, paced by its log times; another log in
+stamp order, paced by its stamps (``--rate`` times real time).
 Prints one JSON object at the end: per-topic counts, how often it fell behind, wall time.
 SIGINT/SIGTERM stop it at once, exit 0.
 """
@@ -17,7 +18,7 @@ import threading
 from perception.runtime.cli_args import add_transport_arguments, install_stop_handlers, transport_from_args
 
 NAME = "play"
-HELP = "publish a drive log live over Zenoh (rmw_zenoh layout) or ROS 2, paced by its stamps"
+HELP = "publish a drive log live over Zenoh (rmw_zenoh layout) or ROS 2, in real time (a bag as recorded)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

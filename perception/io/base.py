@@ -1,11 +1,16 @@
 """What every drive-log reader provides, and ``open_log`` that picks the reader for a path.
 
 A reader yields ``SensorMessage``s in stamp order (ties keep the file's order) and knows its
-``Rig``. Sensor data payloads are CameraImage, PointCloud, RadarScan, GnssFix, ImuSample; poses
-from a dataset's own tables or an odometry topic come as ``EgoPose`` on the sensor ``ego_pose``
-(or the odometry sensor's name); ground truth comes as ``Detections`` on the sensor
-``ground_truth``. A message that cannot be decoded is skipped and counted in ``skipped``
-(reason -> count), never raised mid-stream: a replay says what it skipped in its report.
+``Rig``. A reader of a log that was recorded as a stream (the ROS bag reader) also takes
+``messages(sensors, order="record")``: the messages in the order they were written, which keeps
+what a stamp sort hides (a clock that jumped back); the dataset readers (nuScenes, KITTI, AV2) have
+no recorded order and do not take the argument.
+
+Sensor data payloads are CameraImage, PointCloud, RadarScan, GnssFix, ImuSample; poses from a
+dataset's own tables or an odometry topic come as ``EgoPose`` on the sensor ``ego_pose`` (or the
+odometry sensor's name); ground truth comes as ``Detections`` on the sensor ``ground_truth``. A
+message that cannot be decoded is skipped and counted in ``skipped`` (reason -> count), never
+raised mid-stream: a replay says what it skipped in its report.
 """
 
 from __future__ import annotations
@@ -68,7 +73,11 @@ class LogReader(Protocol):
         ...
 
     def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
-        """Decoded messages in stamp order, optionally only those of ``sensors``."""
+        """Decoded messages in stamp order, optionally only those of ``sensors``.
+
+        Optional: an ``order`` argument, 'stamp' (the default) or 'record' (as written to the log;
+        another value raises ``ConfigError``), for readers that know the recorded order
+        (``perception.sync.replay.offers_record_order`` tests for it)."""
         ...
 
     def close(self) -> None: ...

@@ -20,6 +20,11 @@ a message without a header, or with a zero stamp, uses its log (record) time. ``
 yields in stamp order, ties in file order: a first pass reads only the stamp bytes of each record
 (no deserialization) and the second pass releases each message as soon as no later record can
 have an earlier stamp, so memory holds only the messages that arrived out of order.
+``messages(order="record")`` yields the records in the order they were written to the file (what
+a node on the car received), with the same stamps and decoding: SQLite by row id, MCAP chunk by
+chunk and record by record, ROS 1 chunk by chunk (decompressed) and record by record. Not by log
+time, the order of rosbags' ``AnyReader``: a clock that jumped back takes the log time back with
+it, and a log-time merge interleaves the two epochs as a stamp sort does.
 
 **Failures.** A message that cannot be deserialized or decoded is skipped and counted in
 ``skipped[reason]``; a missing path raises ``InputFileError``, a damaged or truncated bag
@@ -29,11 +34,13 @@ have an earlier stamp, so memory holds only the messages that arrived out of ord
 from __future__ import annotations
 
 import heapq
+import os
 import struct
 from collections import defaultdict, deque
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +48,17 @@ import numpy as np
 import yaml
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection
+from rosbags.rosbag1.reader import Header, RecordType, read_bytes, read_uint32
+from rosbags.rosbag1.reader import Reader as Reader1
+from rosbags.rosbag2.reader import DirectoryReader
+from rosbags.rosbag2.storage_mcap import McapReader
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 
 from calib import se3
 from calib.camera import CameraModel
 from calib.rig import Rig, SensorSpec, rig_from_dict
 from perception.classes import NUSCENES_CLASSES
-from perception.errors import BevfuseError, DecodeError, FormatError, InputFileError, RigError, TopicMappingError
+from perception.errors import BevfuseError, ConfigError, DecodeError, FormatError, InputFileError, RigError, TopicMappingError
 from perception.io.bag_writer import RIG_KEY
 from perception.io.base import GROUND_TRUTH, RawRecord, ReaderBase, StreamInfo, register_reader
 from perception.io.cdr_boxes import box3d_array_from_cdr
@@ -63,7 +75,8 @@ from perception.io.ros_encode import EGO_FRAME, camera_info_topic
 from perception.io.rosmsg import typestore
 from perception.types import Modality, SensorMessage
 
-__all__ = ["EGO_FRAME_CANDIDATES", "RosStreamInfo", "RosbagReader", "detect", "open_rosbag", "sensor_name_for_topic"]
+__all__ = ["EGO_FRAME_CANDIDATES", "READ_ORDERS", "RosStreamInfo", "RosbagReader", "detect", "messages_as_recorded", "open_rosbag",
+           "sensor_name_for_topic"]
 
 NS_PER_S = 1_000_000_000
 EGO_FRAME_CANDIDATES: tuple[str, ...] = (EGO_FRAME, "base_link", "base_footprint")
@@ -71,6 +84,8 @@ _TF_STATIC_TYPES = ("tf2_msgs/msg/TFMessage",)
 _CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 _TRANSPORTS = ("compressed", "compressedDepth", "theora", "ffmpeg", "h264", "zstd")
 _MAGIC = {".bag": b"#ROSBAG V2.0\n", ".mcap": b"\x89MCAP0\r\n", ".db3": b"SQLite format 3\x00"}
+# what ``messages(order=...)`` takes: by stamp (ties in file order), or as written to the file
+READ_ORDERS = ("stamp", "record")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,6 +140,92 @@ def _raw_stamp(raw: bytes | memoryview, is2: bool) -> int:
     else:
         sec, nsec = struct.unpack_from("<II", raw, 4)
     return sec * NS_PER_S + nsec
+
+
+# --------------------------------------------------------------------------------------------------
+# Record (file) order
+#
+# rosbags reads every storage in log-time order (a heap merge over chunks or index entries, SQLite
+# ``ORDER BY timestamp``), and a log time jumps back with the clock. The order the records were
+# written in is read here from the storage readers rosbags opened (their internals, as of rosbags
+# 0.11: ``McapReader.messages_scan``, ``Sqlite3Reader.dbconn``, ``Reader1.chunk_infos``/``chunks``),
+# so that decompression, split files and connection ids stay rosbags'.
+
+_BagItem = tuple[Connection, int, Any]  # connection, log time, raw bytes: what AnyReader.messages yields
+
+
+def _same_topic(a: Connection, b: Connection) -> bool:
+    """A rosbag2 directory's connection and a storage file's: how rosbags' DirectoryReader pairs them."""
+    return (a.topic == b.topic and a.msgtype == b.msgtype and a.ext == b.ext
+            and (not a.digest or not b.digest or a.digest == b.digest))
+
+
+def _sqlite_in_record_order(db: Sqlite3Reader, conns: list[Connection]) -> Iterator[_BagItem]:
+    # the row id is the insert order (rosbag2 appends); the connection id is the topic's row id
+    if db.dbconn is None:
+        raise FormatError(f"{db.path}: the storage is closed")
+    by_id = {c.id: c for c in conns}
+    query = f"SELECT topic_id, timestamp, data FROM messages WHERE topic_id IN ({','.join('?' * len(by_id))}) ORDER BY id"
+    for cid, log_time, data in db.dbconn.execute(query, tuple(by_id)):
+        yield by_id[cid], log_time, data
+
+
+def _ros1_in_record_order(bag: Reader1, conns: list[Connection]) -> Iterator[_BagItem]:
+    # chunks by file position, each decompressed once, its records walked from the start (the index
+    # only lists each connection's messages, sorted by time)
+    if bag.bio is None:
+        raise FormatError(f"{bag.path}: the bag is closed")
+    by_id = {c.id: c for c in conns}
+    for info in sorted(bag.chunk_infos, key=lambda i: i.pos):
+        if by_id.keys().isdisjoint(info.connection_counts):
+            continue
+        chunk = bag.chunks[info.pos]
+        bag.bio.seek(chunk.datapos)
+        raw = chunk.decompressor(read_bytes(bag.bio, chunk.datasize))
+        buf = BytesIO(raw)
+        while buf.tell() < len(raw):
+            header = Header.read(buf)
+            size = read_uint32(buf)
+            conn = by_id.get(header.get_uint32("conn")) if header.get_uint8("op") == RecordType.MSGDATA else None
+            if conn is None:  # a connection record, or a message of a topic not asked for
+                buf.seek(size, os.SEEK_CUR)
+                continue
+            yield conn, header.get_time("time"), read_bytes(buf, size)
+
+
+def _storage_in_record_order(storage: Any, conns: list[Connection]) -> Iterator[_BagItem]:
+    if isinstance(storage, McapReader):
+        return storage.messages_scan(conns)  # chunks in file order, records in chunk order
+    if isinstance(storage, Sqlite3Reader):
+        return _sqlite_in_record_order(storage, conns)
+    raise FormatError(f"{storage.path}: cannot read a {type(storage).__name__} storage in record order")
+
+
+def messages_as_recorded(connections: Collection[Connection]) -> Iterator[_BagItem]:
+    """(connection, log time, raw bytes) of the records of ``connections`` (of an open ``AnyReader``)
+    in the order they were written to the bag; what ``AnyReader.messages`` yields, in file order."""
+    owners: dict[int, tuple[Any, list[Connection]]] = {}
+    for c in connections:  # the reader of each connection's file (several ROS 1 bags: one after the other)
+        owners.setdefault(id(c.owner), (c.owner, []))[1].append(c)
+    for owner, mine in owners.values():
+        if isinstance(owner, Reader1):
+            yield from _ros1_in_record_order(owner, mine)
+        elif isinstance(owner, DirectoryReader):
+            # split files in the metadata's order, each with its own connection ids (as DirectoryReader.messages)
+            unzip = None
+            if owner.metadata.compression_mode == "message":
+                from rosbags.rosbag2.reader import zstd  # the zstd module rosbags itself uses
+
+                unzip = zstd.decompress
+            for storage in owner.storages:
+                pairs = {s.id: c for s in storage.connections for c in mine if _same_topic(s, c)}
+                wanted = [s for s in storage.connections if s.id in pairs]
+                if not wanted:
+                    continue
+                for s, log_time, data in _storage_in_record_order(storage, wanted):
+                    yield pairs[s.id], log_time, unzip(data) if unzip else data
+        else:
+            yield from _storage_in_record_order(owner, mine)
 
 
 @dataclass
@@ -240,9 +341,16 @@ class RosbagReader(ReaderBase):
             raise FormatError(f"{self.path}: the reader is closed")
         return self._any
 
-    def _iter(self, connections: Collection[Connection], start: int | None = None) -> Iterator[tuple[Connection, int, Any]]:
-        """AnyReader.messages, with storage failures mid-file turned into a FormatError naming the path."""
-        it = self._reader().messages(connections=list(connections), start=start)
+    def _iter(self, connections: Collection[Connection], start: int | None = None) -> Iterator[_BagItem]:
+        """AnyReader.messages (log-time order), with storage failures mid-file turned into a FormatError naming the path."""
+        yield from self._guarded(self._reader().messages(connections=list(connections), start=start))
+
+    def _iter_recorded(self, connections: Collection[Connection]) -> Iterator[_BagItem]:
+        """The records as written to the file (see "Record (file) order" above), failures as in ``_iter``."""
+        self._reader()  # raises when closed
+        yield from self._guarded(messages_as_recorded(connections))
+
+    def _guarded(self, it: Iterator[_BagItem]) -> Iterator[_BagItem]:
         while True:
             try:
                 item = next(it)
@@ -568,8 +676,18 @@ class RosbagReader(ReaderBase):
             payload = replace(payload, stamp_ns=stamp)
         return SensorMessage(stamp_ns=stamp, sensor=self._routes[topic].sensor, topic=topic, payload=payload, log_time_ns=log_time)
 
-    def _ordered(self, topics: list[str], conns: list[Connection]) -> Iterator[tuple[str, int, Any, int]]:
-        """(topic, log time, raw record, stamp) in stamp order, ties in file order, undecoded."""
+    def _check_order(self, order: str) -> str:
+        if order not in READ_ORDERS:
+            raise ConfigError(f"{self.path}: order: expected one of {list(READ_ORDERS)} ('stamp': by header stamp; "
+                              f"'record': as written to the file), got {order!r}")
+        return order
+
+    def _ordered(self, topics: list[str], conns: list[Connection], order: str = "stamp") -> Iterator[tuple[str, int, Any, int]]:
+        """(topic, log time, raw record, stamp) in stamp order, ties in file order, or in record order; undecoded."""
+        if order == "record":  # as written: no stamp pass, no heap; each stamp as in stamp order
+            for conn, log_time, raw in self._iter_recorded(conns):
+                yield conn.topic, log_time, raw, self._stamp(conn.topic, log_time, raw)
+            return
         stamps = self._stamps(topics, conns)
         # next_min[i]: the smallest stamp of the records after i (int64 max after the last one).
         next_min = np.empty_like(stamps)
@@ -589,14 +707,17 @@ class RosbagReader(ReaderBase):
                 s0, _, topic, lt, r = heapq.heappop(heap)
                 yield topic, lt, r, s0
 
-    def raw_records(self, sensors: Collection[str] | None = None) -> Iterator[RawRecord]:
+    def raw_records(self, sensors: Collection[str] | None = None, order: str = "stamp") -> Iterator[RawRecord]:
         """The records of ``sensors`` (default all), undecoded (CDR or ROS 1 bytes, copied out of the
-        reader's chunk buffers), in ``messages()``'s order."""
+        reader's chunk buffers), in ``messages()``'s order for the same ``order``."""
+        return self._raw_records(sensors, self._check_order(order))  # a bad order raises here, not at the first next()
+
+    def _raw_records(self, sensors: Collection[str] | None, order: str) -> Iterator[RawRecord]:
         topics = self._select(sensors)
         conns = [c for t in topics for c in self.topics[t].connections]
         if not conns:
             return
-        for topic, log_time, raw, stamp in self._ordered(topics, conns):
+        for topic, log_time, raw, stamp in self._ordered(topics, conns, order):
             data = bytes(raw)
             yield RawRecord(stamp, self._routes[topic].sensor, (topic, log_time, data), len(data))
 
@@ -604,19 +725,24 @@ class RosbagReader(ReaderBase):
         topic, log_time, data = record.data
         return self._decode(topic, log_time, data, record.stamp_ns)
 
-    def messages(self, sensors: Collection[str] | None = None) -> Iterator[SensorMessage]:
-        """Decoded messages of ``sensors`` (default: all) in stamp order, ties in file order.
+    def messages(self, sensors: Collection[str] | None = None, order: str = "stamp") -> Iterator[SensorMessage]:
+        """Decoded messages of ``sensors`` (default: all) in stamp order, ties in file order; with
+        ``order="record"`` in the order they were written to the bag (see the module docstring).
+        Another ``order`` raises ``ConfigError`` at the call.
 
         Compressed images are decoded a few records ahead on two worker threads (OpenCV releases
         the GIL while it decodes): JPEG decoding is most of a camera rig's reading time, and the
         records between two images (IMU, poses, radar) are deserialized meanwhile. Messages still
         come out one by one in order, and a record that fails to decode is counted in order.
         """
+        return self._messages(sensors, self._check_order(order))
+
+    def _messages(self, sensors: Collection[str] | None, order: str) -> Iterator[SensorMessage]:
         topics = self._select(sensors)
         conns = [c for t in topics for c in self.topics[t].connections]
         if not conns:
             return
-        ordered = self._ordered(topics, conns)
+        ordered = self._ordered(topics, conns, order)
         images = {t for t in topics if self.topics[t].msgtype == "sensor_msgs/msg/CompressedImage"}
         if not images:
             for topic, log_time, raw, stamp in ordered:

@@ -6,16 +6,22 @@ recorded: every topic, each message's CDR bytes unchanged (so a subscriber decod
 through its reader and is encoded losslessly: images as ``sensor_msgs/Image`` rgb8, clouds as
 PointCloud2, ground truth as ``bevfuse_msgs/Box3DArray``, poses as Odometry.
 
-**Order and pacing.** Messages go out in stamp order (header stamp; the log time for a type
-without a header), ties in file order, the order in which bevfuse's readers yield them, so that
-a node's synchronizer sees what replay's sees. A bag is recorded in arrival order; a heap holds
-``reorder_window_ns`` of log time to restore the stamp order (a message recorded later than that
-after its stamp goes out late and is counted in ``late_reordered``). Message ``i`` goes out at
-``start + (stamp_i - stamp_0) / rate`` on the monotonic clock; when the player falls behind it
-sends at once and counts ``behind`` (never skips).
+**Order and pacing.** A bag goes out in the order it was recorded (``order="record"``, the
+default): file order, paced by the recorder's clock (the log time), as ``ros2 bag play`` paces
+it. That is the order ``bevfuse replay`` reads a bag in (``RosbagReader.messages(order="record")``
+through ``frames_from_log``), so that a node's synchronizer sees what replay's sees, and what a node
+on the car saw. Message ``i`` goes out at ``start + (t_i - t_0) / rate`` on the monotonic clock
+(``t``: the log time); a log time that goes back (a clock reset in the recording) plays on at once
+from there. A log without a recorded order (nuScenes, KITTI, AV2) goes out in stamp order, paced
+by its stamps. ``order="stamp"``: stamp order (header stamp; the log time for a type without a
+header), ties in file order, paced by the stamps; a bag is recorded in arrival order, and a heap
+holds ``reorder_window_ns`` of log time to restore the stamp order (a message recorded later than
+that after its stamp goes out late and is counted in ``late_reordered``). When the player falls
+behind it sends at once and counts ``behind`` (never skips).
 
 **Clock.** ``clock_hz > 0`` publishes ``rosgraph_msgs/Clock`` on ``/clock`` (the log's time at the
-play position), as ``ros2 bag play --clock`` does, so that a node can measure latency in log time.
+play position: the log time in record order, the stamp in stamp order), as ``ros2 bag play --clock``
+does, so that a node can measure latency in log time.
 """
 
 from __future__ import annotations
@@ -30,26 +36,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perception.errors import BevfuseError, FormatError
+from perception.errors import BevfuseError, ConfigError, FormatError
 from perception.io.rosmsg import typestore
 from perception.runtime.rmw_zenoh import DEFAULT_QOS
 from perception.runtime.transport import RawPublisher, Transport
 
-__all__ = ["CLOCK_TOPIC", "PlayStats", "Player", "Record", "bag_records", "log_records"]
+__all__ = ["CLOCK_TOPIC", "PLAY_ORDERS", "PlayStats", "Player", "Record", "bag_records", "log_records"]
 
 NS_PER_S = 1_000_000_000
 CLOCK_TOPIC = "/clock"
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
+PLAY_ORDERS = ("record", "stamp")
 
 
 @dataclass(frozen=True)
 class Record:
-    """One message to publish: its stamp (the play clock), topic, ROS type and CDR bytes."""
+    """One message to publish: its stamp, topic, ROS type and CDR bytes; ``log_time_ns``: when it was
+    recorded (the play clock in record order), None in stamp order (the stamp is the play clock)."""
 
     stamp_ns: int
     topic: str
     msgtype: str
     data: bytes
+    log_time_ns: int | None = None
 
 
 @dataclass
@@ -92,9 +101,12 @@ def is_ros2_bag(path: Path) -> bool:
 
 
 def bag_records(path: Path, reorder_window_ns: int = 2 * NS_PER_S, topics: set[str] | None = None,
-                counters: PlayStats | None = None) -> Iterator[Record]:
-    """The messages of a ROS 2 bag as recorded (CDR bytes), in stamp order (see the module docstring)."""
+                counters: PlayStats | None = None, order: str = "stamp") -> Iterator[Record]:
+    """The messages of a ROS 2 bag as recorded (CDR bytes), in stamp order or, with ``order="record"``,
+    in file order with their log times (see the module docstring)."""
     from rosbags.highlevel import AnyReader, AnyReaderError
+
+    from perception.io.rosbag import messages_as_recorded
 
     try:
         reader = AnyReader([path], default_typestore=typestore())
@@ -104,6 +116,11 @@ def bag_records(path: Path, reorder_window_ns: int = 2 * NS_PER_S, topics: set[s
     try:
         conns = [c for c in reader.connections if topics is None or c.topic in topics]
         header = {c.id: _header_first(c.msgtype) for c in conns}
+        if order == "record":  # no heap: the records as written, the stamp as in stamp order
+            for conn, log_time, raw in messages_as_recorded(conns):
+                stamp = _cdr_stamp(raw) if header[conn.id] else 0
+                yield Record(stamp if stamp > 0 else log_time, conn.topic, conn.msgtype, bytes(raw), log_time)
+            return
         heap: list[tuple[int, int, str, str, bytes]] = []
         released = None
         for i, (conn, log_time, raw) in enumerate(reader.messages(connections=conns)):
@@ -122,21 +139,24 @@ def bag_records(path: Path, reorder_window_ns: int = 2 * NS_PER_S, topics: set[s
         reader.close()
 
 
-def log_records(path: Path, rig: Any = None, topics: set[str] | None = None) -> Iterator[Record]:
-    """The messages of any log bevfuse reads, decoded by its reader and encoded losslessly."""
+def log_records(path: Path, rig: Any = None, topics: set[str] | None = None, order: str = "stamp") -> Iterator[Record]:
+    """The messages of any log bevfuse reads, decoded by its reader and encoded losslessly; with
+    ``order="record"`` as recorded (with log times) when the reader knows that order (a ROS 1 bag)."""
     from perception.io.base import open_log
     from perception.io.ros_encode import encode, serialize
+    from perception.sync.replay import offers_record_order
     from perception.types import CameraImage
 
     with open_log(path, rig=rig) as reader:
-        for msg in reader.messages():
+        recorded = order == "record" and offers_record_order(reader)
+        for msg in (reader.messages(order="record") if recorded else reader.messages()):  # type: ignore[call-arg]
             topic = msg.topic if msg.topic.startswith("/") else f"/{msg.topic}"
             if topics is not None and topic not in topics:
                 continue
             # rgb8 Image rather than the default JPEG: a subscriber gets the reader's pixels exactly
             msgtype = "sensor_msgs/msg/Image" if isinstance(msg.payload, CameraImage) else None
             rostype, obj = encode(msg.payload, msgtype)
-            yield Record(msg.stamp_ns, topic, rostype, serialize(obj, rostype))
+            yield Record(msg.stamp_ns, topic, rostype, serialize(obj, rostype), msg.log_time_ns if recorded else None)
 
 
 class Player:
@@ -145,10 +165,13 @@ class Player:
 
     def __init__(self, path: str | Path, transport: Transport, *, rate: float = 1.0, loop: bool = False,
                  clock_hz: float = 0.0, topics: list[str] | None = None, rig: Any = None,
-                 reorder_window_ns: int = 2 * NS_PER_S, stop: threading.Event | None = None) -> None:
+                 reorder_window_ns: int = 2 * NS_PER_S, stop: threading.Event | None = None, order: str = "record") -> None:
         self.path = Path(path)
         if not rate > 0:
             raise BevfuseError(f"rate: expected a positive number, got {rate}")
+        if order not in PLAY_ORDERS:
+            raise ConfigError(f"order: expected one of {list(PLAY_ORDERS)}, got {order!r}")
+        self.order = order
         self.transport, self.rate, self.loop, self.clock_hz = transport, float(rate), loop, float(clock_hz)
         self.topics = set(topics) if topics else None
         self.rig, self.reorder_window_ns = rig, reorder_window_ns
@@ -161,8 +184,8 @@ class Player:
 
     def records(self) -> Iterator[Record]:
         if is_ros2_bag(self.path):
-            return bag_records(self.path, self.reorder_window_ns, self.topics, self.stats)
-        return log_records(self.path, self.rig, self.topics)
+            return bag_records(self.path, self.reorder_window_ns, self.topics, self.stats, self.order)
+        return log_records(self.path, self.rig, self.topics, self.order)
 
     def publisher(self, topic: str, msgtype: str) -> RawPublisher:
         key = (topic, msgtype)
@@ -234,24 +257,35 @@ class Player:
         return self.stats
 
     def _play_once(self, on_record: Callable[[Record], None] | None) -> None:
-        first: int | None = None
+        first: int | None = None  # the play clock at t0 (monotonic)
         t0 = 0.0
+        last = 0  # the previous record's play clock
+        before = 0  # log span of the epochs before a clock reset
         for rec in self.records():
             if self.stop.is_set():
                 return
+            clock = rec.stamp_ns if rec.log_time_ns is None else rec.log_time_ns
             if first is None:
-                first, t0 = rec.stamp_ns, time.monotonic()
-            due = t0 + (rec.stamp_ns - first) / NS_PER_S / self.rate
+                first, t0 = clock, time.monotonic()
+            elif rec.log_time_ns is not None and clock < last:
+                # the recording's clock went back (a reset): this record goes out right after the
+                # previous one, and the pace goes on from here (pacing by the old epoch would send
+                # the whole overlap at once)
+                t0 += (last - first) / NS_PER_S / self.rate
+                before += last - first
+                first = clock
+            last = clock
+            due = t0 + (clock - first) / NS_PER_S / self.rate
             delay = due - time.monotonic()
             if delay > 0:
                 if self.stop.wait(delay):
                     return
             elif delay < -0.005:
                 self.stats.behind += 1
-            self._play_time = (rec.stamp_ns, time.monotonic())
+            self._play_time = (clock, time.monotonic())
             self.publisher(rec.topic, rec.msgtype).publish(rec.data)
             self.stats.published[rec.topic] += 1
-            self.stats.log_span_s = max(self.stats.log_span_s, (rec.stamp_ns - first) / NS_PER_S)
+            self.stats.log_span_s = max(self.stats.log_span_s, (before + clock - first) / NS_PER_S)
             if on_record is not None:
                 on_record(rec)
 

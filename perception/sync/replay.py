@@ -9,8 +9,9 @@ the frame's pose, from the ego frame at another stamp through the ego motion bet
 **Order.** The synchronizer takes the messages as they were recorded (what a node on the car got)
 when the reader can give them so: ``reader.messages(order="record")``. Only then does it see a
 clock that jumped back (a replay restarted, a time source reset) and count it as a new epoch; a
-stamp-ordered stream merges the two epochs by stamp and hides the jump. A reader without the
-``order`` argument is read in its (stamp) order; ``FrameStream.order`` says which it was.
+stamp-ordered stream merges the two epochs by stamp and hides the jump. The ROS bag reader takes
+the argument (file order: ``perception.io.rosbag``); a reader without it (the dataset readers,
+which have no recorded order) is read in its stamp order; ``FrameStream.order`` says which it was.
 """
 
 from __future__ import annotations

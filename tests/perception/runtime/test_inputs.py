@@ -52,7 +52,7 @@ def _wait(cond, timeout_s: float = TIMEOUT_S) -> bool:  # noqa: ANN001
 def test_live_messages_equal_the_readers(tmp_path: Path, endpoint: str) -> None:
     _write_bag(tmp_path / "bag")
     with open_log(tmp_path / "bag", rig=RIG) as reader:
-        expected = list(reader.messages())
+        expected = list(reader.messages(order="record"))  # the player plays a bag as recorded
     node_side = ZenohTransport(connect=(), listen=(endpoint,), node="node")
     play_side = ZenohTransport(connect=(endpoint,), node="player")
     sink = Collector()

@@ -64,8 +64,17 @@ def test_bag_records_come_in_stamp_order(tmp_path: Path) -> None:
     assert pc.width == 50
 
 
-def test_player_publishes_in_stamp_order_paced(tmp_path: Path, endpoint: str) -> None:
-    expected = _write_bag(tmp_path / "bag")
+def test_bag_records_in_record_order_carry_log_times(tmp_path: Path) -> None:
+    by_stamp = _write_bag(tmp_path / "bag")
+    recs = list(bag_records(tmp_path / "bag", order="record"))
+    log_times = [r.log_time_ns for r in recs]
+    assert log_times == sorted(log_times)  # written in log-time order
+    assert sorted((r.stamp_ns, r.topic) for r in recs) == by_stamp != [(r.stamp_ns, r.topic) for r in recs]
+
+
+def test_player_publishes_in_record_order_paced(tmp_path: Path, endpoint: str) -> None:
+    _write_bag(tmp_path / "bag")
+    expected = [(r.stamp_ns, r.topic) for r in bag_records(tmp_path / "bag", order="record")]
     sub_side = ZenohTransport(connect=(), listen=(endpoint,), node="listener")
     pub_side = ZenohTransport(connect=(endpoint,), node="player")
     got: list[Received] = []
@@ -92,12 +101,60 @@ def test_player_publishes_in_stamp_order_paced(tmp_path: Path, endpoint: str) ->
     stamps = [typestore().deserialize_cdr(r.data, r.msgtype).header.stamp for r in data]
     assert [(s.sec * NS + s.nanosec, r.topic) for s, r in zip(stamps, data)] == expected
     assert stats.published["/imu/data"] == 30 and stats.published["/lidar_top/points"] == 6
-    # 0.58 s of stamps at rate 2: at least 0.29 s of wall time (a loaded machine only adds to it)
+    # 0.58 s of log time at rate 2: at least 0.29 s of wall time (a loaded machine only adds to it)
     assert wall >= 0.29 * 0.95 and stats.log_span_s == pytest.approx(0.58, abs=1e-6)
     clocks = [typestore().deserialize_cdr(r.data, r.msgtype).clock for r in got if r.topic == "/clock"]
     assert clocks, "no /clock message"
     first = clocks[0].sec * NS + clocks[0].nanosec
     assert T0 <= first <= T0 + NS
+
+
+class _Sink:
+    """A transport that keeps what is published (no network): for pacing checks."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, str]] = []
+
+    def publisher(self, topic: str, msgtype: str, qos: object = None, block: bool = False) -> _Sink:
+        return _SinkPub(self, topic)
+
+
+class _SinkPub:
+    def __init__(self, sink: _Sink, topic: str) -> None:
+        self.sink, self.topic = sink, topic
+
+    def publish(self, data: bytes) -> None:
+        self.sink.sent.append((time.monotonic(), self.topic))
+
+    def matched(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_clock_reset_in_the_recording_plays_on_at_once(tmp_path: Path) -> None:
+    """0.2 s of IMU, then the recording clock goes back 10 s and 0.2 s more: played in about 0.4 s
+    (not 10 s late, not all at once), in the written order, nothing counted behind."""
+    rng = np.random.default_rng(0)
+    msgs = []
+    for base in (T0 + 10 * NS, T0):
+        for i in range(10):
+            s = base + i * 20_000_000
+            imu = ImuSample(s, "imu", rng.normal(size=3), np.array([0.0, 0.0, 9.81]))
+            msgs.append(SensorMessage(s, "IMU", "/imu/data", imu, log_time_ns=s + 1_000_000))
+    with BagWriter(tmp_path / "bag") as w:
+        for m in msgs:
+            w.write(m)
+    sink = _Sink()
+    start = time.monotonic()
+    stats = Player(tmp_path / "bag", sink, rate=1.0).run()  # type: ignore[arg-type]
+    wall = time.monotonic() - start
+    assert [r.stamp_ns for r in bag_records(tmp_path / "bag", order="record")] == [m.stamp_ns for m in msgs]
+    assert len(sink.sent) == 20 and stats.behind == 0
+    assert 0.36 * 0.95 <= wall < 3.0 and stats.log_span_s == pytest.approx(0.36, abs=1e-6)
+    gap = sink.sent[10][0] - sink.sent[9][0]
+    assert gap < 0.5  # the reset: the next record right away
 
 
 def test_play_command_stops_on_sigterm(tmp_path: Path, endpoint: str) -> None:

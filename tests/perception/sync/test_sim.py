@@ -248,13 +248,14 @@ class TestFaults:
     def test_bag_read_back(self, faulty):
         """The same log through the ROS 2 bag, the reader and frames_from_log, ground truth attached.
 
-        The reader yields messages in stamp order, which undoes the out-of-order delivery and also
+        Read in stamp order here (``order="stamp"``; frames_from_log's default is the recorded order,
+        tested below), which undoes the out-of-order delivery and also
         the clock jump: the 1.5 s re-stamped after the jump interleave with the 1.5 s before it
         (stamps 1.7 s to 3.2 s of the log). Up to there, the frames are checked as in recording order.
         """
         sim, path, recorded = faulty
         with open_log(path) as reader:
-            stream = frames_from_log(reader, config=sync_config(sim))
+            stream = frames_from_log(reader, config=sync_config(sim), order="stamp")
             frames = list(stream)
         st = stream.stats
         assert st.problems() == []
@@ -297,15 +298,14 @@ class TestFaults:
             assert all(f.ground_truth.stamp_ns == f.stamp_ns for f in with_gt)
 
     def test_bag_reader_in_recorded_order(self, faulty):
-        """The bag itself: its records are in recording order (the clock jump included), but the ROS
-        bag reader sorts them by stamp (rosbags' AnyReader even by log time, which jumps too), so the
-        jump stays hidden until the reader can give the records in file order (docs/SYNC.md)."""
+        """The bag itself: its records are in recording order (the clock jump included); the ROS bag
+        reader gives them in file order (``messages(order='record')``, not rosbags' log-time merge,
+        which the jump takes back too), so frames_from_log sees the jump (docs/SYNC.md)."""
         sim, path, _ = faulty
         with open_log(path) as reader:
             stream = frames_from_log(reader, config=sync_config(sim))
             list(stream)
-        if stream.order != "record":
-            pytest.xfail("the ROS bag reader yields stamp order only: it needs messages(order='record')")
+        assert stream.order == "record"
         assert stream.stats.clock_resets == 1 and stream.stats.problems() == []
 
 
