@@ -122,7 +122,7 @@ def test_lidar_topic_carries_the_newest_sweep() -> None:
 
 
 @pytest.mark.parametrize("labels, colour", [(True, None), (False, (10, 200, 30))])
-@pytest.mark.parametrize("count", [0, 1, 7])
+@pytest.mark.parametrize("count", [0, 1, 7, 60])
 def test_fast_markers_are_the_bytes_of_the_message_objects(labels, colour, count) -> None:
     from perception.io.ros_encode import serialize
     from perception.replay.bag_sink import box_markers, box_markers_cdr
