@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "frames_dropped": summary.get("frames_dropped"), "processing_ms": summary.get("processing_ms"),
         "sensor_to_publish_ms": summary.get("sensor_to_publish_ms"), "queue_max_depth": summary.get("queue_max_depth"),
         "samples_mib": [(t, round(r / 2**20, 1)) for t, r in samples],
+        # all of the node's exit summary: queue waits, receive drops, the synchronizer's counters
+        "node_summary": summary,
     }
     print(json.dumps(report, indent=2))
     return 0 if report["within_5_percent"] else 1
