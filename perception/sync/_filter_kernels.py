@@ -12,7 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["gnss_update", "imu_step", "imu_step_pose", "pose_and_quat", "pose_and_quat_into", "predict"]
+__all__ = ["gnss_update", "imu_step", "imu_step_mounted", "imu_step_pose", "imu_steps_mounted", "pose_and_quat",
+           "pose_and_quat_into", "predict"]
 
 GRAVITY = 9.80665
 # layout (mirrors gnss_imu._X ... _REJECTS)
@@ -137,6 +138,35 @@ def imu_step_pose(s: np.ndarray, dt: float, omega: np.ndarray, accel: np.ndarray
     """``imu_step`` then ``pose_and_quat_into``: one call per IMU sample."""
     imu_step(s, dt, omega, accel, params)
     pose_and_quat_into(s, T, q)
+
+
+@njit(cache=True)
+def imu_step_mounted(s: np.ndarray, dt: float, R: np.ndarray, w: np.ndarray, f: np.ndarray, params: np.ndarray,
+                     T: np.ndarray, q: np.ndarray, omega: np.ndarray, accel: np.ndarray) -> None:
+    """An IMU sample as the IMU reads it (``w``, ``f`` (3,) in its own axes): into the ego frame by
+    its mounting ``R`` (3, 3) (``omega = R @ w``, ``accel = R @ f``, written out: the filter keeps
+    them for replays), then ``imu_step_pose``. One call per sample where the two small products
+    and the step were three."""
+    for i in range(3):
+        omega[i] = R[i, 0] * w[0] + R[i, 1] * w[1] + R[i, 2] * w[2]
+        accel[i] = R[i, 0] * f[0] + R[i, 1] * f[1] + R[i, 2] * f[2]
+    imu_step(s, dt, omega, accel, params)
+    pose_and_quat_into(s, T, q)
+
+
+@njit(cache=True)
+def imu_steps_mounted(s: np.ndarray, t: int, ts: np.ndarray, R: np.ndarray, wf: np.ndarray, params: np.ndarray,
+                      states: np.ndarray, T: np.ndarray, q: np.ndarray, omega_accel: np.ndarray) -> int:
+    """``imu_step_mounted`` for K samples in a row, the state ``s`` at stamp ``t`` (ns) before them:
+    sample k at ``ts[k]`` read ``wf[k]`` = (w, f) (6,); after it the state is ``states[k]``, its pose
+    ``T[k]``, ``q[k]``, its ego-frame values ``omega_accel[k]``. The same steps, in the same order,
+    as one call per sample. Returns the stamp of the state after them (max of t and the ts)."""
+    for k in range(ts.shape[0]):
+        imu_step_mounted(s, (ts[k] - t) * 1e-9, R, wf[k, :3], wf[k, 3:], params, T[k], q[k],
+                         omega_accel[k, :3], omega_accel[k, 3:])
+        t = max(t, ts[k])
+        states[k] = s
+    return t
 
 
 @njit(cache=True)

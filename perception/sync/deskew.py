@@ -18,10 +18,11 @@ import numpy as np
 from numba import njit
 
 from perception.errors import ShapeError
-from perception.sync.trajectory import PoseTrajectory
+from perception.sync.trajectory import PoseTrajectory, world_T_ego_into
 from perception.types import PointCloud
 
-__all__ = ["EGO_FRAME", "deskew_cloud", "deskew_columns", "deskew_points", "deskew_transforms", "transform_cloud"]
+__all__ = ["EGO_FRAME", "deskew_cloud", "deskew_columns", "deskew_points", "deskew_transforms", "offset_span",
+           "transform_cloud"]
 
 EGO_FRAME = "ego"
 
@@ -33,13 +34,32 @@ def deskew_transforms(trajectory: PoseTrajectory, stamp_ns: int, t_first_ns: int
     if step_ns <= 0:
         raise ShapeError(f"step_ns: expected > 0, got {step_ns}")
     k = max(2, int(-(-(t_last_ns - t_first_ns) // step_ns)) + 1)
-    times = np.empty(k + 1, np.int64)
-    times[0] = stamp_ns
-    times[1:] = t_first_ns + np.arange(k, dtype=np.int64) * step_ns
-    W = trajectory.world_T_ego_many(times)
     nodes = np.empty((k, 3, 4))
-    _compose_nodes(W, np.ascontiguousarray(ego_T_sensor, dtype=np.float64), nodes)
+    bad = _deskew_nodes(trajectory.stamps_ns, trajectory.quats, trajectory.poses, trajectory.max_extrapolation_ns,
+                        np.int64(stamp_ns), np.int64(t_first_ns), np.int64(step_ns),
+                        np.ascontiguousarray(ego_T_sensor, dtype=np.float64), nodes)
+    if bad >= 0:
+        raise trajectory.no_pose(int(stamp_ns) if bad == 0 else int(t_first_ns) + (bad - 1) * int(step_ns))
     return int(t_first_ns), nodes
+
+
+@njit(cache=True)
+def _deskew_nodes(stamps: np.ndarray, quats: np.ndarray, poses: np.ndarray, max_extrapolation_ns: int,
+                  stamp: np.int64, t_first: np.int64, step: np.int64, E: np.ndarray, nodes: np.ndarray) -> int:
+    """``deskew_transforms`` in one compiled call (the node stamps, their poses, ``_compose_nodes``):
+    a dozen small numpy calls cost ~50 us a sweep. Returns the position of the first stamp (0: the
+    sweep stamp, j: node j - 1) the trajectory does not cover, else -1."""
+    k = nodes.shape[0]
+    times = np.empty(k + 1, np.int64)
+    times[0] = stamp
+    for j in range(k):
+        times[j + 1] = t_first + j * step
+    W = np.empty((k + 1, 4, 4))
+    bad = world_T_ego_into(stamps, quats, poses, max_extrapolation_ns, times, W)
+    if bad >= 0:
+        return bad
+    _compose_nodes(W, E, nodes)
+    return -1
 
 
 @njit(cache=True)
@@ -77,31 +97,76 @@ def _node_index(u: float, k: int) -> int:
     return j
 
 
+@njit(cache=True)
+def _first_at_node(j: int, base: int, inv_step: float, lo: int, hi: int) -> int:
+    """The smallest time offset in ``[lo, hi]`` of a point at or after node ``j``, i.e. with
+    ``_node_index`` >= j: ``(base + offset) * inv_step >= j`` (the expression the kernel uses; it
+    grows with the offset, so a bisection finds the edge); ``hi + 1`` when there is none."""
+    fj = np.float64(j)
+    if (base + lo) * inv_step >= fj:
+        return lo
+    if (base + hi) * inv_step < fj:
+        return hi + 1
+    a, b = lo, hi  # below j at a, at or above at b
+    while b - a > 1:
+        mid = a + (b - a) // 2
+        if (base + mid) * inv_step >= fj:
+            b = mid
+        else:
+            a = mid
+    return b
+
+
+@njit(cache=True, boundscheck=False)
+def _run_end(offsets: np.ndarray, i: int, n: int, t_lo: int, t_hi: int) -> int:
+    """The end of the run that starts at point ``i``: the first point after it whose offset is
+    outside ``[t_lo, t_hi)``. Whole blocks of 64 by their min and max (a loop LLVM vectorises), the
+    rest point by point: per-point node look-ups (a floor each) cost as much as the blend itself."""
+    e = i + 1
+    while e + 64 <= n:
+        blk = offsets[e:e + 64]
+        mn = mx = blk[0]
+        for q in range(64):
+            mn = min(mn, blk[q])
+            mx = max(mx, blk[q])
+        if mn < t_lo or mx >= t_hi:
+            break
+        e += 64
+    while e < n and t_lo <= offsets[e] < t_hi:
+        e += 1
+    return e
+
+
 @njit(cache=True, fastmath=True, boundscheck=False)
 def _apply_nodes(xyz: np.ndarray, offsets: np.ndarray, stamp: np.int64, t0: np.int64, step: np.int64,
-                 nodes: np.ndarray, out: np.ndarray, columns: bool) -> None:
+                 nodes: np.ndarray, out: np.ndarray, columns: bool, lo: np.int64, hi: np.int64) -> None:
     """Point i moved by the 3x4 transform blended between the nodes around its time, its other
     fields copied: ``xyz`` (N, F) C-contiguous, x y z first; ``out`` C-contiguous, (N, G) rows,
-    or with ``columns`` (G, N), one row per field (3 <= G <= F).
+    or with ``columns`` (G, N), one row per field (3 <= G <= F); ``lo``, ``hi`` the least and the
+    greatest offset.
 
     A spinning LiDAR lists its points in firing order, so consecutive points share a node interval
-    (2 ms of a sweep: ~1400 nuScenes points): the loop goes run by run, with the run's two nodes in
-    locals and an inner loop that LLVM vectorises, 1.5x faster than looking the nodes up per
-    point. Each point gets the same expression whatever the runs and the layout, so the bits
-    depend on neither (nor on the order of the points; only the speed does)."""
+    (2 ms of a sweep: ~1400 nuScenes points): the loop goes run by run, a run's points being those
+    whose offsets lie between the two offsets where the node index changes (found by bisection,
+    once per run), with the run's two nodes in locals and an inner loop over views of the run
+    (a loop over ``range(i, e)`` does not vectorise: numba's index wraparound gets in the way; over
+    views it does, ~4x faster). Each point gets the same expression whatever the runs and the
+    layout, so the bits depend on neither (nor on the order of the points; only the speed does)."""
     k = nodes.shape[0]
     inv_step = 1.0 / step
     base = stamp - t0
     n, f = xyz.shape[0], xyz.shape[1]
     g = out.shape[0] if columns else out.shape[1]
-    src = xyz.reshape(-1)
-    dst = out.reshape(-1)
     i = 0
     while i < n:
         j = _node_index((base + offsets[i]) * inv_step, k)
-        e = i + 1
-        while e < n and _node_index((base + offsets[e]) * inv_step, k) == j:
-            e += 1
+        # the run: the offsets whose node index is j (the first point's own index decides it)
+        t_lo = lo if j == 0 else _first_at_node(j, base, inv_step, lo, hi)
+        t_hi = hi + 1 if j == k - 2 else _first_at_node(j + 1, base, inv_step, lo, hi)
+        if t_lo <= offsets[i] < t_hi:
+            e = _run_end(offsets, i, n, t_lo, t_hi)
+        else:  # cannot happen (the bisection uses the same expression): one point on its own then
+            e = i + 1
         a00, a01, a02, a03 = nodes[j, 0, 0], nodes[j, 0, 1], nodes[j, 0, 2], nodes[j, 0, 3]
         a10, a11, a12, a13 = nodes[j, 1, 0], nodes[j, 1, 1], nodes[j, 1, 2], nodes[j, 1, 3]
         a20, a21, a22, a23 = nodes[j, 2, 0], nodes[j, 2, 1], nodes[j, 2, 2], nodes[j, 2, 3]
@@ -109,30 +174,38 @@ def _apply_nodes(xyz: np.ndarray, offsets: np.ndarray, stamp: np.int64, t0: np.i
         c10, c11, c12, c13 = nodes[j + 1, 1, 0], nodes[j + 1, 1, 1], nodes[j + 1, 1, 2], nodes[j + 1, 1, 3]
         c20, c21, c22, c23 = nodes[j + 1, 2, 0], nodes[j + 1, 2, 1], nodes[j + 1, 2, 2], nodes[j + 1, 2, 3]
         fj = np.float64(j)
+        r = e - i
+        off = offsets[i:e]
+        src = xyz[i:e].reshape(-1)
         # one loop per layout, the widths known where it pays (x y z intensity ring): those vectorise best
         if columns and f == 5 and g == 5:
-            for m in range(i, e):
-                a = min(max((base + offsets[m]) * inv_step - fj, 0.0), 1.0)
+            X, Y, Z, I4, R5 = out[0, i:e], out[1, i:e], out[2, i:e], out[3, i:e], out[4, i:e]
+            for m in range(r):
+                a = min(max((base + off[m]) * inv_step - fj, 0.0), 1.0)
                 b = 1.0 - a
                 x, y, z = np.float64(src[5 * m]), np.float64(src[5 * m + 1]), np.float64(src[5 * m + 2])
-                dst[m] = (b * a00 + a * c00) * x + (b * a01 + a * c01) * y + (b * a02 + a * c02) * z + (b * a03 + a * c03)
-                dst[n + m] = (b * a10 + a * c10) * x + (b * a11 + a * c11) * y + (b * a12 + a * c12) * z + (b * a13 + a * c13)
-                dst[2 * n + m] = (b * a20 + a * c20) * x + (b * a21 + a * c21) * y + (b * a22 + a * c22) * z + (b * a23 + a * c23)
-                dst[3 * n + m] = src[5 * m + 3]
-                dst[4 * n + m] = src[5 * m + 4]
+                X[m] = (b * a00 + a * c00) * x + (b * a01 + a * c01) * y + (b * a02 + a * c02) * z + (b * a03 + a * c03)
+                Y[m] = (b * a10 + a * c10) * x + (b * a11 + a * c11) * y + (b * a12 + a * c12) * z + (b * a13 + a * c13)
+                Z[m] = (b * a20 + a * c20) * x + (b * a21 + a * c21) * y + (b * a22 + a * c22) * z + (b * a23 + a * c23)
+                I4[m] = src[5 * m + 3]
+                R5[m] = src[5 * m + 4]
         elif columns:
-            for m in range(i, e):
-                a = min(max((base + offsets[m]) * inv_step - fj, 0.0), 1.0)
+            X, Y, Z = out[0, i:e], out[1, i:e], out[2, i:e]
+            for m in range(r):
+                a = min(max((base + off[m]) * inv_step - fj, 0.0), 1.0)
                 b = 1.0 - a
                 x, y, z = np.float64(src[f * m]), np.float64(src[f * m + 1]), np.float64(src[f * m + 2])
-                dst[m] = (b * a00 + a * c00) * x + (b * a01 + a * c01) * y + (b * a02 + a * c02) * z + (b * a03 + a * c03)
-                dst[n + m] = (b * a10 + a * c10) * x + (b * a11 + a * c11) * y + (b * a12 + a * c12) * z + (b * a13 + a * c13)
-                dst[2 * n + m] = (b * a20 + a * c20) * x + (b * a21 + a * c21) * y + (b * a22 + a * c22) * z + (b * a23 + a * c23)
-                for c in range(3, g):
-                    dst[c * n + m] = src[f * m + c]
+                X[m] = (b * a00 + a * c00) * x + (b * a01 + a * c01) * y + (b * a02 + a * c02) * z + (b * a03 + a * c03)
+                Y[m] = (b * a10 + a * c10) * x + (b * a11 + a * c11) * y + (b * a12 + a * c12) * z + (b * a13 + a * c13)
+                Z[m] = (b * a20 + a * c20) * x + (b * a21 + a * c21) * y + (b * a22 + a * c22) * z + (b * a23 + a * c23)
+            for c in range(3, g):
+                col = out[c, i:e]
+                for m in range(r):
+                    col[m] = src[f * m + c]
         elif f == 5 and g == 5:
-            for m in range(i, e):
-                a = min(max((base + offsets[m]) * inv_step - fj, 0.0), 1.0)
+            dst = out[i:e].reshape(-1)
+            for m in range(r):
+                a = min(max((base + off[m]) * inv_step - fj, 0.0), 1.0)
                 b = 1.0 - a
                 x, y, z = np.float64(src[5 * m]), np.float64(src[5 * m + 1]), np.float64(src[5 * m + 2])
                 dst[5 * m] = (b * a00 + a * c00) * x + (b * a01 + a * c01) * y + (b * a02 + a * c02) * z + (b * a03 + a * c03)
@@ -141,8 +214,9 @@ def _apply_nodes(xyz: np.ndarray, offsets: np.ndarray, stamp: np.int64, t0: np.i
                 dst[5 * m + 3] = src[5 * m + 3]
                 dst[5 * m + 4] = src[5 * m + 4]
         else:
-            for m in range(i, e):
-                a = min(max((base + offsets[m]) * inv_step - fj, 0.0), 1.0)
+            dst = out[i:e].reshape(-1)
+            for m in range(r):
+                a = min(max((base + off[m]) * inv_step - fj, 0.0), 1.0)
                 b = 1.0 - a
                 x, y, z = np.float64(src[f * m]), np.float64(src[f * m + 1]), np.float64(src[f * m + 2])
                 dst[g * m] = (b * a00 + a * c00) * x + (b * a01 + a * c01) * y + (b * a02 + a * c02) * z + (b * a03 + a * c03)
@@ -163,6 +237,13 @@ def _min_max(a: np.ndarray) -> tuple[int, int]:
     return lo, hi
 
 
+def offset_span(time_offset_ns: np.ndarray) -> tuple[int, int]:
+    """The least and the greatest of a non-empty int64 array of per-point time offsets, as ints
+    (what ``deskew_columns(..., span=)`` takes: a caller that needs them anyway computes them once)."""
+    lo, hi = _min_max(np.ascontiguousarray(time_offset_ns, dtype=np.int64))
+    return int(lo), int(hi)
+
+
 def _check_deskew_input(xyz: np.ndarray, time_offset_ns: np.ndarray) -> np.ndarray:
     if xyz.ndim != 2 or xyz.shape[1] < 3:
         raise ShapeError(f"xyz: expected (N, 3+), got {xyz.shape}")
@@ -173,23 +254,26 @@ def _check_deskew_input(xyz: np.ndarray, time_offset_ns: np.ndarray) -> np.ndarr
 
 
 def _deskew_into(xyz: np.ndarray, offsets: np.ndarray, stamp_ns: int, trajectory: PoseTrajectory,
-                 ego_T_sensor: np.ndarray, step_ns: int, out: np.ndarray, columns: bool) -> None:
+                 ego_T_sensor: np.ndarray, step_ns: int, out: np.ndarray, columns: bool,
+                 span: tuple[int, int] | None = None) -> None:
     if xyz.shape[0] == 0:
         return
-    lo, hi = _min_max(offsets)
+    lo, hi = _min_max(offsets) if span is None else span
     t0, nodes = deskew_transforms(trajectory, stamp_ns, stamp_ns + lo, stamp_ns + hi, step_ns, ego_T_sensor)
     _apply_nodes(np.ascontiguousarray(xyz), np.ascontiguousarray(offsets), np.int64(stamp_ns), np.int64(t0),
-                 np.int64(step_ns), nodes, out, columns)
+                 np.int64(step_ns), nodes, out, columns, np.int64(lo), np.int64(hi))
 
 
 def deskew_columns(xyz: np.ndarray, time_offset_ns: np.ndarray, stamp_ns: int, trajectory: PoseTrajectory,
-                   ego_T_sensor: np.ndarray, step_ns: int = 1_000_000) -> np.ndarray:
+                   ego_T_sensor: np.ndarray, step_ns: int = 1_000_000, *,
+                   span: tuple[int, int] | None = None) -> np.ndarray:
     """``deskew_points`` of a whole cloud ``xyz`` (N, F), returned field by field: (F, N) float32,
     C-contiguous (the layout the synchronizer keeps its deskewed sweeps in, see
-    ``accumulate.SweepInput``); the same values, bit for bit, as ``deskew_points(..., out=(N, F))``."""
+    ``accumulate.SweepInput``); the same values, bit for bit, as ``deskew_points(..., out=(N, F))``.
+    ``span``: ``offset_span(time_offset_ns)`` when the caller has it already (it must be exact)."""
     offsets = _check_deskew_input(xyz, time_offset_ns)
     out = np.empty((xyz.shape[1], xyz.shape[0]), np.float32)
-    _deskew_into(xyz, offsets, stamp_ns, trajectory, ego_T_sensor, step_ns, out, True)
+    _deskew_into(xyz, offsets, stamp_ns, trajectory, ego_T_sensor, step_ns, out, True, span)
     return out
 
 

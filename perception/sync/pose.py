@@ -18,7 +18,7 @@ import numpy as np
 from calib.rig import Rig
 from perception.errors import PoseError
 from perception.sync.config import PoseConfig
-from perception.sync.trajectory import PoseBuffer, PoseTrajectory
+from perception.sync.trajectory import PoseBuffer, PoseTrajectory, finite_pose_quat
 from perception.types import EgoPose, GnssFix, ImuSample, SensorMessage
 
 __all__ = ["AutoPoseSource", "EgoPoseSource", "PoseSource", "PoseVerdict", "make_pose_source"]
@@ -79,14 +79,15 @@ class EgoPoseSource:
         if self.sensors is None:
             self.sensors = {msg.sensor}
         pose: EgoPose = msg.payload  # type: ignore[assignment]
-        if not np.all(np.isfinite(pose.world_T_ego)):
+        quat = np.empty(4)
+        if not finite_pose_quat(pose.world_T_ego, quat):  # the check and the quaternion, in one compiled call
             return "invalid"
-        span = self._buffer.span_ns
-        if span is not None and pose.stamp_ns < span[1] - self._buffer.history_ns:
+        newest = self._buffer.newest_ns
+        if newest is not None and pose.stamp_ns < newest - self._buffer.history_ns:
             return "late"
         if self.frame_id is None:
             self.frame_id = pose.frame_id
-        self._buffer.append(pose.stamp_ns, pose.world_T_ego)
+        self._buffer.append(pose.stamp_ns, pose.world_T_ego, quat)
         return "used"
 
     def trajectory(self) -> PoseTrajectory:
@@ -94,8 +95,7 @@ class EgoPoseSource:
 
     @property
     def ready_ns(self) -> int | None:
-        span = self._buffer.span_ns
-        return None if span is None else span[1]
+        return self._buffer.newest_ns
 
     @property
     def has_poses(self) -> bool:

@@ -64,7 +64,8 @@ class SyncStats:
         c = self.sensors.get(name)
         if c is None:
             c = self.sensors[name] = SensorCounters(member=member)
-        c.member = c.member or member
+        elif member and not c.member:
+            c.member = True
         return c
 
     def problems(self) -> list[str]:

@@ -11,6 +11,7 @@ arrive, forget what is older than a history, query a cached snapshot).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,6 +66,36 @@ def _interpolate(quats: np.ndarray, poses: np.ndarray, i0: np.ndarray, i1: np.nd
 
 
 @njit(cache=True)
+def finite_pose_quat(T: np.ndarray, q: np.ndarray) -> bool:
+    """Whether the (4, 4) pose ``T`` is finite; if it is, the quaternion (w x y z, w >= 0) of its
+    rotation block into ``q`` (4,): ``se3.matrix_to_quat`` of one matrix (the same branches and
+    operations; tested against it) and the finiteness check in one compiled call, where numpy
+    spent ~15 us a pose on them (an EgoPose stream appends 50 a second). For a finite matrix the
+    square roots never see a negative number (each branch takes the largest diagonal term)."""
+    for i in range(4):
+        for j in range(4):
+            if not math.isfinite(T[i, j]):
+                return False
+    tr = T[0, 0] + T[1, 1] + T[2, 2]
+    if tr > 0:
+        s = 2.0 * math.sqrt(tr + 1.0)
+        w, x, y, z = 0.25 * s, (T[2, 1] - T[1, 2]) / s, (T[0, 2] - T[2, 0]) / s, (T[1, 0] - T[0, 1]) / s
+    elif T[0, 0] > T[1, 1] and T[0, 0] > T[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + T[0, 0] - T[1, 1] - T[2, 2])
+        w, x, y, z = (T[2, 1] - T[1, 2]) / s, 0.25 * s, (T[0, 1] + T[1, 0]) / s, (T[0, 2] + T[2, 0]) / s
+    elif T[1, 1] > T[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + T[1, 1] - T[0, 0] - T[2, 2])
+        w, x, y, z = (T[0, 2] - T[2, 0]) / s, (T[0, 1] + T[1, 0]) / s, 0.25 * s, (T[1, 2] + T[2, 1]) / s
+    else:
+        s = 2.0 * math.sqrt(1.0 + T[2, 2] - T[0, 0] - T[1, 1])
+        w, x, y, z = (T[1, 0] - T[0, 1]) / s, (T[0, 2] + T[2, 0]) / s, (T[1, 2] + T[2, 1]) / s, 0.25 * s
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    sign = -1.0 if w / n < 0 else 1.0
+    q[0], q[1], q[2], q[3] = sign * (w / n), sign * (x / n), sign * (y / n), sign * (z / n)
+    return True
+
+
+@njit(cache=True)
 def _segments_into(s: np.ndarray, t: np.ndarray, base_ns: int, max_ext_ns: int, i0: np.ndarray, i1: np.ndarray,
                    alpha: np.ndarray) -> int:
     """``PoseTrajectory._segments`` and the coverage check in one compiled pass (numpy spends ~50 us
@@ -92,6 +123,25 @@ def _segments_into(s: np.ndarray, t: np.ndarray, base_ns: int, max_ext_ns: int, 
             b = a + 1
         i0[k], i1[k] = a, b
         alpha[k] = np.float64(tk - s[a]) / np.float64(s[b] - s[a])
+    return -1
+
+
+@njit(cache=True)
+def world_T_ego_into(stamps: np.ndarray, quats: np.ndarray, poses: np.ndarray, max_extrapolation_ns: int,
+                     t: np.ndarray, out: np.ndarray) -> int:
+    """``PoseTrajectory.world_T_ego_many`` in one compiled call: ``_segments_into`` then
+    ``_interpolate`` (or the one pose) into ``out`` (K, 4, 4), the same values. Returns the
+    position of the first stamp outside the span plus the bound (``out`` not filled), else -1."""
+    k = t.shape[0]
+    i0, i1, alpha = np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k)
+    bad = _segments_into(stamps, t, EXTRAPOLATION_BASE_NS, max_extrapolation_ns, i0, i1, alpha)
+    if bad >= 0:
+        return bad
+    if stamps.shape[0] == 1:
+        for j in range(k):
+            out[j] = poses[0]
+        return -1
+    _interpolate(quats, poses, i0, i1, alpha, out)
     return -1
 
 
@@ -159,18 +209,17 @@ class PoseTrajectory:
     def world_T_ego_many(self, t_ns: npt.ArrayLike) -> np.ndarray:
         """(K, 4, 4) poses at the stamps ``t_ns: (K,) int64`` (e.g. per-point firing times)."""
         t = np.asarray(t_ns, dtype=np.int64).reshape(-1)
-        k = t.shape[0]
-        i0, i1, alpha = np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k)
-        bad = _segments_into(self.stamps_ns, t, EXTRAPOLATION_BASE_NS, self.max_extrapolation_ns, i0, i1, alpha)
-        if bad >= 0:
-            lo, hi = self.span_ns
-            raise PoseError(f"{self.name}: no pose for stamp {int(t[bad])} ns: covered span is [{lo}, {hi}] ns "
-                            f"with at most {self.max_extrapolation_ns} ns extrapolation")
-        if len(self) == 1:
-            return np.repeat(self.poses[:1], k, axis=0)
         out = np.empty((t.shape[0], 4, 4))
-        _interpolate(self.quats, self.poses, i0, i1, alpha, out)
+        bad = world_T_ego_into(self.stamps_ns, self.quats, self.poses, self.max_extrapolation_ns, t, out)
+        if bad >= 0:
+            raise self.no_pose(int(t[bad]))
         return out
+
+    def no_pose(self, t_ns: int) -> PoseError:
+        """The error for a stamp the trajectory does not cover."""
+        lo, hi = self.span_ns
+        return PoseError(f"{self.name}: no pose for stamp {t_ns} ns: covered span is [{lo}, {hi}] ns "
+                         f"with at most {self.max_extrapolation_ns} ns extrapolation")
 
     def _segments(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each stamp, the two samples to interpolate between and the fraction (may be < 0 or > 1).
@@ -213,6 +262,7 @@ class PoseBuffer:
         self._P = np.zeros((256, 4, 4))
         self._q = np.zeros((256, 4))
         self._lo = self._hi = 0  # the live poses are [_lo, _hi)
+        self._newest: int | None = None  # _t[_hi - 1] as an int (None when empty): asked on every push
         self._snapshot: PoseTrajectory | None = None
 
     def __len__(self) -> int:
@@ -220,21 +270,27 @@ class PoseBuffer:
 
     def clear(self) -> None:
         self._lo = self._hi = 0
+        self._newest = None
         self._snapshot = None
 
     @property
     def span_ns(self) -> tuple[int, int] | None:
-        return (int(self._t[self._lo]), int(self._t[self._hi - 1])) if self._hi > self._lo else None
+        return (int(self._t[self._lo]), self._newest) if self._newest is not None else None
 
-    def _room(self) -> None:
-        """Make space for one more pose at the end: compact, or grow."""
-        if self._hi < len(self._t):
+    @property
+    def newest_ns(self) -> int | None:
+        """The stamp of the newest pose (None when empty)."""
+        return self._newest
+
+    def _room(self, more: int = 1) -> None:
+        """Make space for ``more`` poses at the end: compact, or grow."""
+        if self._hi + more <= len(self._t):
             return
         n = self._hi - self._lo
-        if n < len(self._t) // 2:
+        if n + more <= len(self._t) // 2:
             self._t[:n], self._P[:n], self._q[:n] = self._t[self._lo:self._hi], self._P[self._lo:self._hi], self._q[self._lo:self._hi]
         else:
-            cap = 2 * len(self._t)
+            cap = max(2 * len(self._t), 2 * (n + more))
             t, P, q = np.zeros(cap, np.int64), np.zeros((cap, 4, 4)), np.zeros((cap, 4))
             t[:n], P[:n], q[:n] = self._t[self._lo:self._hi], self._P[self._lo:self._hi], self._q[self._lo:self._hi]
             self._t, self._P, self._q = t, P, q
@@ -243,21 +299,54 @@ class PoseBuffer:
     def append(self, stamp_ns: int, world_T_ego: np.ndarray, quat: np.ndarray | None = None) -> None:
         """Add a pose; a pose at a stamp already held replaces it (a filter's update after its prediction)."""
         stamp_ns = int(stamp_ns)
-        q = se3.matrix_to_quat(world_T_ego) if quat is None else quat
-        if self._hi == self._lo or stamp_ns > self._t[self._hi - 1]:
-            self._room()
-            i = self._hi
-            self._hi += 1
-        else:
-            i = self._lo + int(np.searchsorted(self._t[self._lo:self._hi], stamp_ns))
-            if i == self._hi or self._t[i] != stamp_ns:  # out of order: shift the newer ones up by one
+        if quat is None:
+            W = np.asarray(world_T_ego, dtype=np.float64)
+            quat = np.empty(4)
+            if W.shape != (4, 4) or not finite_pose_quat(W, quat):
+                quat = se3.matrix_to_quat(W)  # what numpy makes of it, as before
+        q = quat
+        if self._newest is None or stamp_ns > self._newest:
+            # in order (the usual case): at the end, without a search
+            if self._hi == self._t.shape[0]:
                 self._room()
-                i = self._lo + int(np.searchsorted(self._t[self._lo:self._hi], stamp_ns))
-                self._t[i + 1:self._hi + 1] = self._t[i:self._hi].copy()
-                self._P[i + 1:self._hi + 1] = self._P[i:self._hi].copy()
-                self._q[i + 1:self._hi + 1] = self._q[i:self._hi].copy()
-                self._hi += 1
+            i = self._hi
+            self._hi = i + 1
+            self._t[i], self._P[i], self._q[i] = stamp_ns, world_T_ego, q
+            self._newest = stamp_ns
+            self._prune()
+            self._snapshot = None
+            return
+        i = self._lo + int(np.searchsorted(self._t[self._lo:self._hi], stamp_ns))
+        if i == self._hi or self._t[i] != stamp_ns:  # out of order: shift the newer ones up by one
+            self._room()
+            i = self._lo + int(np.searchsorted(self._t[self._lo:self._hi], stamp_ns))
+            self._t[i + 1:self._hi + 1] = self._t[i:self._hi].copy()
+            self._P[i + 1:self._hi + 1] = self._P[i:self._hi].copy()
+            self._q[i + 1:self._hi + 1] = self._q[i:self._hi].copy()
+            self._hi += 1
         self._t[i], self._P[i], self._q[i] = stamp_ns, world_T_ego, q
+        self._prune()
+        self._snapshot = None
+
+    def extend(self, stamps_ns: np.ndarray, world_T_ego: np.ndarray, quats: np.ndarray) -> None:
+        """``append`` of K poses ``(K,)`` int64, ``(K, 4, 4)``, ``(K, 4)`` in one go: the same buffer
+        after as K appends (the history pruned to the newest), slices instead of K calls where the
+        stamps are strictly increasing after the newest held; otherwise one append each."""
+        k = len(stamps_ns)
+        if k == 0:
+            return
+        ts = stamps_ns.tolist()  # Python ints: numpy's diff and all cost ~7 us on ten stamps
+        first, last = ts[0], ts[-1]
+        if (self._newest is not None and first <= self._newest) or not all(a < b for a, b in zip(ts, ts[1:])):
+            for i in range(k):
+                self.append(int(stamps_ns[i]), world_T_ego[i], quats[i])
+            return
+        while self._hi + k > self._t.shape[0]:
+            self._room(k)
+        lo, hi = self._hi, self._hi + k
+        self._t[lo:hi], self._P[lo:hi], self._q[lo:hi] = stamps_ns, world_T_ego, quats
+        self._hi = hi
+        self._newest = last
         self._prune()
         self._snapshot = None
 
@@ -266,11 +355,12 @@ class PoseBuffer:
         i = self._lo + int(np.searchsorted(self._t[self._lo:self._hi], int(stamp_ns), side="right"))
         if i < self._hi:
             self._hi = i
+            self._newest = int(self._t[i - 1]) if i > self._lo else None
             self._snapshot = None
 
     def _prune(self) -> None:
         t, lo = self._t, self._lo
-        cut = int(t[self._hi - 1]) - self.history_ns
+        cut = self._newest - self.history_ns  # type: ignore[operator]  # not empty here
         if t[lo] < cut:  # then lo + 1 < hi: the newest is >= cut
             if t[lo + 1] >= cut:  # the usual case, one pose per append: no search
                 self._lo = lo + 1

@@ -16,11 +16,11 @@ from calib import se3
 from perception.errors import PoseError, ShapeError
 from perception.sync import PoseTrajectory, SweepInput, Synchronizer, accumulate_radar, accumulate_sweeps, deskew_points
 from perception.sync import gnss_imu as G
-from perception.sync._filter_kernels import gnss_update
-from perception.sync.accumulate import RadarInput, accumulate_radar_arrays
-from perception.sync.deskew import deskew_columns
-from perception.sync.synchronizer import _VEL_DT, _sensor_velocity
-from perception.sync.trajectory import EXTRAPOLATION_BASE_NS, _segments_into
+from perception.sync._filter_kernels import gnss_update, imu_step_mounted, imu_step_pose
+from perception.sync.accumulate import RadarInput, accumulate_radar_arrays, accumulate_sweep_arrays, pack_radar_scan
+from perception.sync.deskew import deskew_columns, offset_span
+from perception.sync.synchronizer import _VEL_DT, _relative_poses, _sensor_velocity
+from perception.sync.trajectory import EXTRAPOLATION_BASE_NS, PoseBuffer, _segments_into, finite_pose_quat
 from perception.types import PointCloud, RadarScan
 
 MS = 1_000_000
@@ -93,6 +93,28 @@ class TestDeskew:
         b = deskew_columns(pts[perm], off[perm], stamp, traj, E, 2 * MS)
         np.testing.assert_array_equal(a[:, perm], b)
 
+    def test_runs_blocks_and_node_edges(self):
+        """Long runs (whole blocks of 64 found by their min and max), runs backwards, points exactly on
+        node stamps and a point alone between two runs: every order gives the bits of any other and
+        the oracle's values; a given ``span`` changes nothing."""
+        rng = np.random.default_rng(11)
+        traj = turning_trajectory(10**12)
+        stamp = 10**12 + 600 * MS
+        E = random_pose(rng, 1.0)
+        step = 2 * MS
+        off = np.sort(np.concatenate([rng.integers(-50 * MS, 0, 6000), -50 * MS + step * np.arange(26),
+                                      -50 * MS + step * np.arange(1, 26) - 1])).astype(np.int64)
+        pts = sweep(rng, len(off))[0]
+        a = deskew_columns(pts, off, stamp, traj, E, step)
+        np.testing.assert_allclose(a[:3].T, deskew_oracle(pts, off, stamp, traj, E, step), rtol=0, atol=2e-5)
+        np.testing.assert_array_equal(a[3:], pts[:, 3:].T)
+        rev = np.arange(len(off))[::-1]
+        np.testing.assert_array_equal(deskew_columns(pts[rev], off[rev], stamp, traj, E, step)[:, ::-1], a)
+        mixed = np.concatenate([np.arange(0, 3000), [5000], np.arange(3000, 5000), np.arange(5001, len(off))])
+        np.testing.assert_array_equal(deskew_columns(pts[mixed], off[mixed], stamp, traj, E, step), a[:, mixed])
+        np.testing.assert_array_equal(deskew_columns(pts, off, stamp, traj, E, step, span=offset_span(off)), a)
+        assert offset_span(off) == (int(off.min()), int(off.max()))
+
     def test_edges(self):
         traj = turning_trajectory(10**12)
         empty = deskew_columns(np.zeros((0, 5), np.float32), np.zeros(0, np.int64), 10**12 + 10**8, traj, np.eye(4))
@@ -120,6 +142,17 @@ class TestAccumulate:
         np.testing.assert_allclose(rows.points[:, :3], want[:, :3], rtol=0, atol=2e-5)
         np.testing.assert_array_equal(rows.points[:, 3:], want[:, 3:])
         assert rows.fields == names + ("time_lag",)
+
+    def test_sweep_arrays_are_sweep_inputs(self):
+        rng = np.random.default_rng(3)
+        names = ("x", "y", "z", "intensity", "ring")
+        sweeps = [(10**12 - 50 * MS * i, np.ascontiguousarray(sweep(rng, 700 + i)[0].T), random_pose(rng)) for i in range(4)]
+        a = accumulate_sweeps(10**12, [SweepInput(t, p, M, columns=True) for t, p, M in sweeps], names)
+        b = accumulate_sweep_arrays(10**12, [t for t, _, _ in sweeps], [p for _, p, _ in sweeps], [M for _, _, M in sweeps], names)
+        np.testing.assert_array_equal(a.points, b.points)
+        assert a.fields == b.fields
+        with pytest.raises(ShapeError, match="as many"):
+            accumulate_sweep_arrays(10**12, [1, 2], [sweeps[0][1]], [np.eye(4)], names)
 
     def test_into_a_buffer(self):
         rng = np.random.default_rng(1)
@@ -149,8 +182,28 @@ class TestAccumulate:
         us = [rng.normal(size=3), None, rng.normal(size=3)]
         a = accumulate_radar(2000, [RadarInput(s, M, u) for s, M, u in zip(scans, Ms, us)])
         b = accumulate_radar_arrays(2000, scans, np.stack(Ms), us)
+        packed = [pack_radar_scan(s) for s in scans]
+        c = accumulate_radar_arrays(2000, scans, np.stack(Ms), us, packed)
         for f in ("points", "rcs", "radial_velocity", "velocity", "velocity_comp"):
             np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+            np.testing.assert_array_equal(getattr(c, f), getattr(b, f))
+        np.testing.assert_array_equal(packed[2], np.column_stack([scans[2].points, scans[2].rcs, scans[2].radial_velocity,
+                                                                  scans[2].velocity, scans[2].velocity_comp]).T)
+        # the velocities said plainly: compensated ones rotated; Doppler-only ones from the radial speed
+        # and the radar's own velocity (NaN without it)
+        i = 0
+        for s, M, u in zip(scans, Ms, us):
+            for r in range(len(s)):
+                p = s.points[r].astype(np.float64)
+                comp = s.velocity_comp[r].astype(np.float64)
+                if np.isnan(comp).any():
+                    d = p / max(np.linalg.norm(p), 1e-9)
+                    own = float(s.radial_velocity[r]) + (d @ u if u is not None else np.nan)
+                    comp = own * d[:2]
+                np.testing.assert_allclose(a.velocity_comp[i], (M[:2, :2] @ comp).astype(np.float32), rtol=1e-6, atol=1e-6)
+                i += 1
+        with pytest.raises(ShapeError, match="packed"):
+            accumulate_radar_arrays(2000, scans, np.stack(Ms), us, packed[:2])
         assert a.extra["sensor_index"].tolist() == [0, 0, 0, 2, 2, 2, 2, 2]
         np.testing.assert_array_equal(a.extra["time_lag"], np.float32([1e-6] * 3 + [1.02e-6] * 5))
         assert a.extra["dyn_prop"].tolist() == [0, 1, 2, 0, 1, 2, 3, 4]
@@ -186,6 +239,52 @@ class TestSynchronizerCloud:
             np.testing.assert_allclose(f.lidar.points[:, :3], want[:, :3], rtol=0, atol=1e-5)  # float32 rounding: 1 ulp
             np.testing.assert_array_equal(f.lidar.points[:, 3:], want[:, 3:])
             np.testing.assert_allclose(f.world_T_ego, traj.world_T_ego(T), atol=1e-12)
+
+
+class TestFramePoses:
+    def test_relative_poses_are_the_numpy_product(self):
+        rng = np.random.default_rng(5)
+        W = np.stack([random_pose(rng) for _ in range(9)])
+        sensors = np.stack([np.eye(4)] + [random_pose(rng, 2.0) for _ in range(4)])
+        rows = np.array([0, 3, 1, 0, 4, 2, 2, 0, 1], np.int64)
+        out = np.empty_like(W)
+        _relative_poses(W, rows, sensors, out)
+        np.testing.assert_allclose(out, se3.invert(W[0]) @ W @ sensors[rows], rtol=0, atol=1e-12)
+        assert (out[:, 3] == [0.0, 0.0, 0.0, 1.0]).all()
+
+
+class TestPoses:
+    def test_finite_pose_quat_is_matrix_to_quat(self):
+        rng = np.random.default_rng(6)
+        for k in range(3000):
+            q = rng.normal(size=4)
+            if k % 3 == 0:
+                q[rng.integers(4)] = 0.0
+            if k % 5 == 0:  # the four branches: each axis of a half turn, and the identity
+                q = np.eye(4)[k % 4] * rng.choice([-1.0, 1.0])
+            T = se3.from_rotation_translation(q / np.linalg.norm(q), rng.normal(size=3))
+            out = np.empty(4)
+            assert finite_pose_quat(T, out)
+            np.testing.assert_array_equal(out, se3.matrix_to_quat(T))
+        T[2, 3] = np.inf
+        assert not finite_pose_quat(T, out)
+
+    def test_pose_buffer_newest(self):
+        buf = PoseBuffer(10 * MS, MS)
+        assert buf.newest_ns is None and buf.span_ns is None
+        for t in (5, 1, 9, 7, 9):
+            buf.append(t * MS, np.eye(4))
+        assert buf.newest_ns == 9 * MS and buf.span_ns == (1 * MS, 9 * MS) and len(buf) == 4
+        np.testing.assert_array_equal(buf.trajectory().stamps_ns, np.array([1, 5, 7, 9]) * MS)
+        buf.truncate_after(6 * MS)
+        assert buf.newest_ns == 5 * MS and buf.span_ns == (1 * MS, 5 * MS)
+        buf.truncate_after(0)
+        assert buf.newest_ns is None and len(buf) == 0
+        buf.append(30 * MS, np.eye(4))
+        buf.append(50 * MS, np.eye(4))  # 20 ms later: the first is forgotten (history 10 ms)
+        assert buf.span_ns == (50 * MS, 50 * MS)
+        buf.clear()
+        assert buf.newest_ns is None
 
 
 class TestTrajectoryQuery:
@@ -269,6 +368,38 @@ class TestFilterKernels:
             outcomes.add(ok)
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
         assert outcomes == {True, False}  # both the update and the gate were exercised
+
+    def test_mounted_imu_step_is_the_rotated_step(self):
+        rng = np.random.default_rng(2)
+        params = np.array([1e-4, 1e-4, 2e-7, 0.09, 4e-10, 4e-6, 0.09, 2.0])
+        for _ in range(50):
+            s = np.zeros(G._STATE_LEN)
+            s[G._X] = rng.normal(size=6) * [10, 10, 3, 5, 0.01, 0.1]
+            s[G._P] = (np.eye(6) * 0.01).ravel()
+            s[G._PZ] = [0.1, 0.0, 0.0, 0.1]
+            s[G._OMEGA], s[G._ACCEL] = rng.normal(size=3) * 0.1, [0.0, 0.0, 9.81]
+            R = se3.rotation_rpy(*rng.normal(size=3))
+            w, f = rng.normal(size=3) * 0.1, rng.normal(size=3) + [0.0, 0.0, 9.81]
+            a, b = s.copy(), s.copy()
+            Ta, qa, Tb, qb, omega, accel = np.empty((4, 4)), np.empty(4), np.empty((4, 4)), np.empty(4), np.empty(3), np.empty(3)
+            imu_step_pose(a, 0.01, R @ w, R @ f, params, Ta, qa)
+            imu_step_mounted(b, 0.01, R, w, f, params, Tb, qb, omega, accel)
+            np.testing.assert_allclose(omega, R @ w, rtol=0, atol=1e-15)
+            np.testing.assert_allclose(accel, R @ f, rtol=0, atol=1e-14)
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(Tb, Ta, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(qb, qa, rtol=0, atol=1e-12)
+
+    def test_enu_is_the_origins(self):
+        from calib.geodesy import EnuOrigin
+
+        rng = np.random.default_rng(8)
+        for _ in range(50):
+            origin = EnuOrigin(rng.uniform(-80, 80), rng.uniform(-180, 180), rng.uniform(-50, 2000))
+            enu = G._Enu(origin)
+            for spread in (1e-5, 1e-3, 0.1):
+                lat, lon, alt = origin.lat_deg + rng.normal() * spread, origin.lon_deg + rng.normal() * spread, origin.alt_m + rng.normal() * 30
+                np.testing.assert_allclose(enu.to_enu(lat, lon, alt), origin.to_enu(lat, lon, alt).reshape(3), rtol=0, atol=1e-6)
 
     def test_sensor_velocity_is_the_numpy_one(self):
         rng = np.random.default_rng(1)
