@@ -141,7 +141,7 @@ def _lidar_points(frame: SyncedFrame, cfg: PipelineConfig) -> np.ndarray | None:
     return _select_points(np.ascontiguousarray(cloud.points, dtype=np.float32), cols, reach)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _select_points(points: np.ndarray, cols: np.ndarray, reach: float) -> np.ndarray:  # pragma: no cover - numba
     # One pass to count, one to copy: the column pick, the range test and the copy of the numpy
     # version (hstack + hypot + boolean index) without its four temporaries.

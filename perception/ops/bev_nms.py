@@ -31,7 +31,7 @@ __all__ = ["nms_bev"]
 _METHODS = ("rotated", "circle")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _corners(boxes, ok):  # pragma: no cover - numba
     """(M, 4, 2) float32 counter-clockwise corners: (l/2, w/2), (-l/2, w/2), (-l/2, -w/2), (l/2, -w/2) rotated."""
     m = boxes.shape[0]
@@ -56,7 +56,7 @@ def _cross(ax, ay, bx, by):  # pragma: no cover - numba
     return ax * by - ay * bx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _iou(corners, boxes, a, b, px, py, qx, qy):  # pragma: no cover - numba
     """IoU in x-y of boxes a and b: Sutherland-Hodgman clip of a's polygon by b's four edges.
     px, py, qx, qy: scratch (16,) float32. Mirrors rotated_iou in cuda_kernels/bev_nms.cu."""
@@ -103,7 +103,7 @@ def _iou(corners, boxes, a, b, px, py, qx, qy):  # pragma: no cover - numba
     return inter / union if union > 0 else np.float32(0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nms(boxes, scores, labels, valid, thresholds, circle):  # pragma: no cover - numba
     m = boxes.shape[0]
     n_cls = thresholds.shape[0]

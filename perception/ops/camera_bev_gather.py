@@ -21,7 +21,7 @@ __all__ = ["gather_camera_bev"]
 _BLOCK = 512  # samples per CPU work item: its table rows stay in cache while all channels pass
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _gather(features, camera, pixel, weight, inv_count, out):  # pragma: no cover - numba
     # features (N, C, H, W) float32; out (C, S) float32. Sum in slot order, then scale: the CUDA
     # kernel does the same float32 operations in the same order.

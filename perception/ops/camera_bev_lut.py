@@ -162,7 +162,7 @@ def build_camera_bev_lut(ego_T_cameras: Any, cameras: Sequence[CameraModel], gri
 _PINHOLE, _FISHEYE = 0, 1
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _project_grid(pts: np.ndarray, cam_T_ego: np.ndarray, kind: np.ndarray, params: np.ndarray, min_depth: float,
                   uv: np.ndarray, valid: np.ndarray) -> None:  # pragma: no cover - compiled
     # The arithmetic of calib.camera's project(), in the same order and in float64, point by point.

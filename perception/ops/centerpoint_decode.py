@@ -48,7 +48,7 @@ class DecodedBoxes:
         return DecodedBoxes(self.boxes[:n], self.scores[:n], self.labels[:n], self.valid[:n])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _smallest_sorted(keys, k):  # pragma: no cover - numba
     """The k smallest of ``keys`` (unique int64), ascending: a bounded max-heap, O(n log k), so the
     ~20k candidates of a heatmap are not all sorted to keep 500 (np.partition would do, but its
@@ -66,7 +66,7 @@ def _smallest_sorted(keys, k):  # pragma: no cover - numba
     return np.sort(heap)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sift_down(heap, i, n):  # pragma: no cover - numba
     while True:
         big, left, right = i, 2 * i + 1, 2 * i + 2
@@ -80,7 +80,7 @@ def _sift_down(heap, i, n):  # pragma: no cover - numba
         i = big
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cutoff, sigmoid, x0, y0, cell):  # pragma: no cover
     # cutoff: a value below it cannot reach the threshold (see _value_cutoff): most of a heatmap is
     # skipped before the 3x3 comparison.

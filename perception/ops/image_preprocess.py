@@ -86,7 +86,7 @@ def _source_index(k, scale, offset, lo, hi, size):  # pragma: no cover - numba
     return a, min(a + 1, size - 1), w, k >= lo and k < hi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _preprocess(images, params, out32, out16, f16):  # pragma: no cover - numba
     # images (N, H, W, 3) uint8 C-contiguous; params (N, 14) float32; the output goes to out16
     # (N, 3, oh, ow) uint16 float16 bits when f16, else to out32 float32 (the other is a dummy:

@@ -19,7 +19,7 @@ from perception.ops import _common as C
 __all__ = ["scatter_pillars"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cell_rows(coords, ny, nx):  # pragma: no cover - numba
     rows = np.full(ny * nx, -1, np.int32)
     for r in range(coords.shape[0]):
@@ -33,7 +33,7 @@ def _cell_rows(coords, ny, nx):  # pragma: no cover - numba
 _BAND = 8  # grid rows per CPU work item: its slice of all C planes (C x 8 x nx) stays in L2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _write(features, rows, out):  # pragma: no cover - numba
     # Per band of rows: zero the band in every plane (contiguous, vectorised memsets), then copy
     # the occupied cells' feature rows. Writing "feature or zero" cell by cell instead touches C

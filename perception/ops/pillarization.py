@@ -80,7 +80,7 @@ class Pillars:
         return PillarStats(self.num_input, *vals)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _assign(points, x_min, y_min, z_min, z_max, cell, nx, ny, max_points, max_pillars):  # pragma: no cover - numba
     n, f = points.shape
     cell_pillar = np.full(ny * nx, -1, np.int32)  # -1: not seen yet, -2: dropped by the pillar cap
@@ -131,7 +131,7 @@ def _assign(points, x_min, y_min, z_min, z_max, cell, nx, ny, max_points, max_pi
     return n_pillars, counts, coords, members, stats
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _fill(points, members, counts, coords, n_pillars, x_min, y_min, cell, features, coords_out, num_points):  # pragma: no cover
     f = points.shape[1]
     for p in prange(features.shape[0]):

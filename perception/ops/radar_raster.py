@@ -46,7 +46,7 @@ class RadarRaster:
         return int(self.counts[1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _raster(points, x_min, y_min, cell, nx, ny):  # pragma: no cover - numba
     # A radar frame has thousands of points on a 512 x 512 grid: accumulate per touched cell
     # (a cell -> slot map) and finalise only those, instead of full-grid float64 sums.

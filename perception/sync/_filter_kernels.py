@@ -22,12 +22,12 @@ X0, P0, Z0, PZ0, ROLL, PITCH, OMEGA0, ACCEL0, VDOT, VEND, REJECTS = 0, 6, 42, 44
 Q0, QZ, TAU = 0, 6, 7
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wrap(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def predict(s: np.ndarray, dt: float, params: np.ndarray) -> None:
     """Propagate the state ``s`` by ``dt`` seconds with the held IMU values, in place."""
     v, bg = s[X0 + 3], s[X0 + 4]
@@ -83,7 +83,7 @@ def predict(s: np.ndarray, dt: float, params: np.ndarray) -> None:
     s[ROLL], s[PITCH] = roll_n, pitch_n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def imu_step(s: np.ndarray, dt: float, omega: np.ndarray, accel: np.ndarray, params: np.ndarray) -> None:
     """One IMU sample: predict over ``dt`` with the mean of the held and the new sample (trapezoid),
     then hold the new one (a fix between two samples is predicted to with it)."""
@@ -97,7 +97,7 @@ def imu_step(s: np.ndarray, dt: float, omega: np.ndarray, accel: np.ndarray, par
         s[ACCEL0 + i] = accel[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pose_and_quat(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``world_T_ego`` (4, 4) of the state and its quaternion (w, x, y, z), ``R = Rz(yaw) Ry(pitch) Rx(roll)``
     (the same convention as ``calib.se3.rotation_rpy``; the tests check they agree)."""
@@ -106,7 +106,7 @@ def pose_and_quat(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return T, q
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pose_and_quat_into(s: np.ndarray, T: np.ndarray, q: np.ndarray) -> None:
     """``pose_and_quat`` written into ``T`` (4, 4) and ``q`` (4,): no arrays made or returned, for
     the filter's 100 Hz loop (returning a tuple of new arrays cost more than the maths)."""
@@ -132,7 +132,7 @@ def pose_and_quat_into(s: np.ndarray, T: np.ndarray, q: np.ndarray) -> None:
             q[i] = -q[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def imu_step_pose(s: np.ndarray, dt: float, omega: np.ndarray, accel: np.ndarray, params: np.ndarray,
                   T: np.ndarray, q: np.ndarray) -> None:
     """``imu_step`` then ``pose_and_quat_into``: one call per IMU sample."""
@@ -140,7 +140,7 @@ def imu_step_pose(s: np.ndarray, dt: float, omega: np.ndarray, accel: np.ndarray
     pose_and_quat_into(s, T, q)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def imu_step_mounted(s: np.ndarray, dt: float, R: np.ndarray, w: np.ndarray, f: np.ndarray, params: np.ndarray,
                      T: np.ndarray, q: np.ndarray, omega: np.ndarray, accel: np.ndarray) -> None:
     """An IMU sample as the IMU reads it (``w``, ``f`` (3,) in its own axes): into the ego frame by
@@ -154,7 +154,7 @@ def imu_step_mounted(s: np.ndarray, dt: float, R: np.ndarray, w: np.ndarray, f: 
     pose_and_quat_into(s, T, q)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def imu_steps_mounted(s: np.ndarray, t: int, ts: np.ndarray, R: np.ndarray, wf: np.ndarray, params: np.ndarray,
                       states: np.ndarray, T: np.ndarray, q: np.ndarray, omega_accel: np.ndarray) -> int:
     """``imu_step_mounted`` for K samples in a row, the state ``s`` at stamp ``t`` (ns) before them:
@@ -169,7 +169,7 @@ def imu_steps_mounted(s: np.ndarray, t: int, ts: np.ndarray, R: np.ndarray, wf: 
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gnss_update(s: np.ndarray, enu: np.ndarray, cov: np.ndarray, lever: np.ndarray, gate: float) -> bool:
     """Correct the state ``s`` in place with a fix of the antenna at ``enu`` (3,) local ENU, covariance
     ``cov`` (3, 3), the antenna at ``lever`` (3,) in the ego frame. Horizontal: EKF update with

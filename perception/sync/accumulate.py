@@ -51,7 +51,7 @@ class SweepInput:
         return int(self.points.shape[0] if self.columns else self.points.shape[1])
 
 
-@njit(cache=True, fastmath=True, boundscheck=False)
+@njit(cache=True, fastmath=True, boundscheck=False, nogil=True)
 def _place(out: np.ndarray, start: int, pts: np.ndarray, M: np.ndarray, lag: float) -> None:
     """``out[start:start + N]`` = the N points with x y z mapped by ``M`` (3, 4) (float64 maths), the
     other fields copied, then ``lag``. ``out`` (rows, F + 1) and ``pts`` (N, F) C-contiguous.
@@ -88,7 +88,7 @@ def _place(out: np.ndarray, start: int, pts: np.ndarray, M: np.ndarray, lag: flo
             dst[g * i + f] = lg
 
 
-@njit(cache=True, fastmath=True, boundscheck=False)
+@njit(cache=True, fastmath=True, boundscheck=False, nogil=True)
 def _place_columns(out: np.ndarray, start: int, cols: np.ndarray, M: np.ndarray, lag: float) -> None:
     """``_place`` of a sweep given field by field, ``cols`` (F, N) C-contiguous: the same values, bit
     for bit (the same expression per point); contiguous loads let LLVM vectorise the transform,
@@ -184,7 +184,7 @@ class RadarInput:
 _PACKED_FIELDS = 9
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pack_radar(points: np.ndarray, rcs: np.ndarray, radial: np.ndarray, vel: np.ndarray, comp: np.ndarray,
                 out: np.ndarray) -> bool:
     """The scan into ``out`` (9, N); whether a compensated velocity is NaN (Doppler only)."""
@@ -217,7 +217,7 @@ def pack_radar_scan(scan: RadarScan) -> np.ndarray:
     return out
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, nogil=True)
 def _radar_kernel(packed: np.ndarray, scans: np.ndarray, M: np.ndarray, out_p: np.ndarray, out_rcs: np.ndarray,
                   out_radial: np.ndarray, out_v: np.ndarray, out_c: np.ndarray, out_lag: np.ndarray,
                   out_index: np.ndarray) -> None:

@@ -43,7 +43,7 @@ def deskew_transforms(trajectory: PoseTrajectory, stamp_ns: int, t_first_ns: int
     return int(t_first_ns), nodes
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _deskew_nodes(stamps: np.ndarray, quats: np.ndarray, poses: np.ndarray, max_extrapolation_ns: int,
                   stamp: np.int64, t_first: np.int64, step: np.int64, E: np.ndarray, nodes: np.ndarray) -> int:
     """``deskew_transforms`` in one compiled call (the node stamps, their poses, ``_compose_nodes``):
@@ -62,7 +62,7 @@ def _deskew_nodes(stamps: np.ndarray, quats: np.ndarray, poses: np.ndarray, max_
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _compose_nodes(W: np.ndarray, E: np.ndarray, out: np.ndarray) -> None:
     """``out[k] = (inv(W[0]) @ W[k + 1] @ E)[:3]`` for rigid (4, 4) ``W`` and ``E``: one compiled pass
     (``trajectory.relative(...) @ E`` in numpy cost ~60 us of small-array calls per sweep). The
@@ -97,7 +97,7 @@ def _node_index(u: float, k: int) -> int:
     return j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _first_at_node(j: int, base: int, inv_step: float, lo: int, hi: int) -> int:
     """The smallest time offset in ``[lo, hi]`` of a point at or after node ``j``, i.e. with
     ``_node_index`` >= j: ``(base + offset) * inv_step >= j`` (the expression the kernel uses; it
@@ -117,7 +117,7 @@ def _first_at_node(j: int, base: int, inv_step: float, lo: int, hi: int) -> int:
     return b
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, nogil=True)
 def _run_end(offsets: np.ndarray, i: int, n: int, t_lo: int, t_hi: int) -> int:
     """The end of the run that starts at point ``i``: the first point after it whose offset is
     outside ``[t_lo, t_hi)``. Whole blocks of 64 by their min and max (a loop LLVM vectorises), the
@@ -137,7 +137,7 @@ def _run_end(offsets: np.ndarray, i: int, n: int, t_lo: int, t_hi: int) -> int:
     return e
 
 
-@njit(cache=True, fastmath=True, boundscheck=False)
+@njit(cache=True, fastmath=True, boundscheck=False, nogil=True)
 def _apply_nodes(xyz: np.ndarray, offsets: np.ndarray, stamp: np.int64, t0: np.int64, step: np.int64,
                  nodes: np.ndarray, out: np.ndarray, columns: bool, lo: np.int64, hi: np.int64) -> None:
     """Point i moved by the 3x4 transform blended between the nodes around its time, its other
@@ -227,7 +227,7 @@ def _apply_nodes(xyz: np.ndarray, offsets: np.ndarray, stamp: np.int64, t0: np.i
         i = e
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _min_max(a: np.ndarray) -> tuple[int, int]:
     """(min, max) of a non-empty int64 array in one vectorised pass (3x faster than numpy's two)."""
     lo = hi = a[0]

@@ -710,7 +710,7 @@ class _FramePoses:
 _NO_POSES = np.zeros((0, 4, 4))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _relative_poses(W: np.ndarray, rows: np.ndarray, sensors: np.ndarray, out: np.ndarray) -> None:
     """``out[k] = inv(W[0]) @ W[k] @ sensors[rows[k]]`` for rigid (4, 4) ``W`` and ``sensors``: one
     compiled pass (the tests hold it to the numpy product)."""
@@ -736,7 +736,7 @@ def _relative_poses(W: np.ndarray, rows: np.ndarray, sensors: np.ndarray, out: n
         out[k, 3, 3] = 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sensor_velocities(rel: np.ndarray, before: np.ndarray, after: np.ndarray, sensors: np.ndarray, rows: np.ndarray,
                        dt: float, out: np.ndarray) -> None:
     """``out[k] = _sensor_velocity(rel[before[k]], rel[after[k]], sensors[rows[k]], dt)``: a frame's
@@ -745,7 +745,7 @@ def _sensor_velocities(rel: np.ndarray, before: np.ndarray, after: np.ndarray, s
         out[k] = _sensor_velocity(rel[before[k]], rel[after[k]], sensors[rows[k]], dt)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sensor_velocity(a: np.ndarray, b: np.ndarray, ego_T_sensor: np.ndarray, dt: float) -> np.ndarray:
     """The velocity (3,) in the sensor frame of a sensor at ``ego_T_sensor`` on an ego that moved from
     ``a`` to ``b`` (4, 4 poses in one frame) in ``dt`` seconds, at the middle of the move: the

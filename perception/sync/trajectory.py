@@ -29,7 +29,7 @@ __all__ = ["PoseBuffer", "PoseTrajectory"]
 EXTRAPOLATION_BASE_NS = 20_000_000
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _interpolate(quats: np.ndarray, poses: np.ndarray, i0: np.ndarray, i1: np.ndarray, alpha: np.ndarray,
                  out: np.ndarray) -> None:
     """out[k] = slerp(quats[i0], quats[i1], alpha) with linear translation: ``se3.interpolate`` for many
@@ -65,7 +65,7 @@ def _interpolate(quats: np.ndarray, poses: np.ndarray, i0: np.ndarray, i1: np.nd
         o[3, 0], o[3, 1], o[3, 2], o[3, 3] = 0.0, 0.0, 0.0, 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def finite_pose_quat(T: np.ndarray, q: np.ndarray) -> bool:
     """Whether the (4, 4) pose ``T`` is finite; if it is, the quaternion (w x y z, w >= 0) of its
     rotation block into ``q`` (4,): ``se3.matrix_to_quat`` of one matrix (the same branches and
@@ -95,7 +95,7 @@ def finite_pose_quat(T: np.ndarray, q: np.ndarray) -> bool:
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _segments_into(s: np.ndarray, t: np.ndarray, base_ns: int, max_ext_ns: int, i0: np.ndarray, i1: np.ndarray,
                    alpha: np.ndarray) -> int:
     """``PoseTrajectory._segments`` and the coverage check in one compiled pass (numpy spends ~50 us
@@ -126,7 +126,7 @@ def _segments_into(s: np.ndarray, t: np.ndarray, base_ns: int, max_ext_ns: int, 
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def world_T_ego_into(stamps: np.ndarray, quats: np.ndarray, poses: np.ndarray, max_extrapolation_ns: int,
                      t: np.ndarray, out: np.ndarray) -> int:
     """``PoseTrajectory.world_T_ego_many`` in one compiled call: ``_segments_into`` then

@@ -88,7 +88,7 @@ def _draw_lidar(img: np.ndarray, view: BevView, cloud: PointCloud) -> None:
         _paint_points(img, pts, view.size / 2.0, float(view.px_per_m), view.size, np.zeros((view.size, view.size), np.uint8))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _paint_points(img: np.ndarray, xyz: np.ndarray, centre: float, px_per_m: float, size: int, top: np.ndarray) -> None:
     """Each finite point inside the picture as one pixel, grey by height: the ground (ego z ~ 0)
     dim, objects brighter, so boxes' contents stand out; where points share a pixel the brightest
