@@ -7,7 +7,9 @@ for a 10 Hz LiDAR reference) over Zenoh on a free loopback port, samples the nod
 the samples, the median RSS of the first and of the last minute, their ratio (``growth``, and
 ``within_5_percent``: RSS swings a few percent frame to frame, a leak is a trend), the peak, and
 the node's exit summary (frames, drops, processing and sensor-to-publish latency against the
-player's ``/clock``). Both processes get SIGTERM at the end.
+player's ``/clock``) and the player's (how often it fell behind). The player sends the rig's sensor
+topics only (``--all-topics``: every topic of the log): it shares the CPU with the node, and ground
+truth nobody subscribes to would only slow it. Both processes get SIGTERM at the end.
 
     python tools/node_soak.py --log SIM_LOG --model data/models/tiny.pt --minutes 10
 
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=5.0, metavar="S", help="RSS sampling period (default 5 s)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the node (default 1)")
     ap.add_argument("--rate", type=float, default=1.0, help="play rate (default 1: real time)")
+    ap.add_argument("--all-topics", action="store_true",
+                    help="play every topic of the log (default: only the rig's sensor topics, which the node subscribes to: "
+                         "ground truth and the like would only load the player, which shares the CPU with the node)")
     args = ap.parse_args(argv)
 
     rig = args.rig or str(Path(args.log) / "rig.yaml")
@@ -78,8 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         import threading
 
         threading.Thread(target=lambda: [None for _ in iter(node.stderr.readline, "")], daemon=True).start()
+        topics: list[str] = []
+        if not args.all_topics:
+            from calib.rig import load_rig
+
+            topics = ["--topics", *[s.topic for s in load_rig(rig).sensors if s.topic]]
         play = subprocess.Popen([*CLI, "play", args.log, "--loop", "--rate", str(args.rate), "--endpoint", endpoint,
-                                 "--clock", "50", "--wait-for-subscriber", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                                 "--clock", "50", "--wait-for-subscriber", "30", *topics],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         proc = psutil.Process(node.pid)
         start = time.monotonic()
         end = start + args.warmup + args.minutes * 60.0
@@ -89,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             samples.append((round(time.monotonic() - start, 1), proc.memory_info().rss))
             time.sleep(args.interval)
     finally:
-        if play is not None and play.poll() is None:
-            play.send_signal(signal.SIGTERM)
-            play.wait(30)
+        play_out = ""
+        if play is not None:
+            if play.poll() is None:
+                play.send_signal(signal.SIGTERM)
+            play_out, _ = play.communicate(timeout=30)
         if node.poll() is None:
             node.send_signal(signal.SIGTERM)
         out, _ = node.communicate(timeout=60)
@@ -118,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         "samples_mib": [(t, round(r / 2**20, 1)) for t, r in samples],
         # all of the node's exit summary: queue waits, receive drops, the synchronizer's counters
         "node_summary": summary,
+        # the player's: how often it fell behind its schedule (it shares the CPU with the node)
+        "player_summary": json.loads(play_out) if play_out.strip().startswith("{") else {},
     }
     print(json.dumps(report, indent=2))
     return 0 if report["within_5_percent"] else 1

@@ -31,6 +31,7 @@ transport: the caller closes that after.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import Counter, deque
@@ -84,6 +85,7 @@ class _Pending:
     index: int
     queued_ns: int  # monotonic
     stamp_wall_ns: int | None  # the frame stamp on the wall clock, mapped when the frame was made
+    released: bool = False  # let out by a flush or a clock reset, not by its own messages
 
 
 class NodeCore:
@@ -113,11 +115,15 @@ class NodeCore:
         self.processing_ms: deque[float] = deque(maxlen=c.latency_window)
         self.latency_ms: deque[float] = deque(maxlen=c.latency_window)
         self.queue_wait_ms: deque[float] = deque(maxlen=c.latency_window)
+        # sensor to publish of the frames their own messages completed (not a flush or clock reset)
+        self.steady_latency_ms: deque[float] = deque(maxlen=c.latency_window)
+        self.released_frames = 0
         self._window_processing: list[float] = []
         self._window_latency: list[float] = []
         self._threads: list[threading.Thread] = []
         self.last_status: NodeStatus | None = None
         self._sync_drops: dict[str, int] = {}
+        self._slowest: list[tuple[float, int, int, float, float, float, bool]] = []  # a min-heap of the 10 slowest frames
         self._decoder = ThreadPoolExecutor(max_workers=max(1, c.decode_threads), thread_name_prefix="bevfuse-image")
 
     # -- inputs (any thread) ---------------------------------------------------------------------------
@@ -158,10 +164,17 @@ class NodeCore:
                     # it holds would wait for the next message, however late. Flush them now, as a
                     # replay flushes at the end of its log (the same frames come out).
                     pushed_since_flush = False
-                    self._emit(self._sync_call(lambda s: s.flush()))
+                    self._emit(self._sync_call(lambda s: s.flush()), released=True)
                 continue
             pushed_since_flush = True
-            self._emit(self._sync_call(lambda s, m=msg: s.push(m)))
+            resets = self._clock_resets()
+            frames = self._sync_call(lambda s, m=msg: s.push(m))
+            # a push that reset the clock (it went back: a restarted log, a time jump) released the
+            # old epoch's pending frames: they waited for messages that never came
+            self._emit(frames, released=self._clock_resets() != resets)
+
+    def _clock_resets(self) -> int:
+        return int(getattr(getattr(self.synchronizer, "stats", None), "clock_resets", 0))
 
     def _all_silent(self) -> bool:
         watched = [w.name for w in self.watchdog.sensors.values() if w.timeout_s is not None]
@@ -186,14 +199,14 @@ class NodeCore:
                 key = "other errors"
             self.errors[key] += 1
 
-    def _emit(self, frames: list[SyncedFrame]) -> None:
+    def _emit(self, frames: list[SyncedFrame], released: bool = False) -> None:
         for frame in frames:
             with self._stats_lock:
                 index = self.frames_in
                 self.frames_in += 1
             # mapped now, not at publication: under a looping playback the clock may have started
             # the log again by the time a slow step ends
-            self._frames.put(_Pending(frame, index, time.monotonic_ns(), self.clock.wall_of(frame.stamp_ns)))
+            self._frames.put(_Pending(frame, index, time.monotonic_ns(), self.clock.wall_of(frame.stamp_ns), released))
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
@@ -221,6 +234,17 @@ class NodeCore:
                 if latency >= 0:
                     self.latency_ms.append(latency / 1e6)
                     self._window_latency.append(latency / 1e6)
+                    if item.released:
+                        self.released_frames += 1
+                    else:
+                        self.steady_latency_ms.append(latency / 1e6)
+                    # the slowest frames, for the summary: where a latency tail comes from
+                    entry = (latency / 1e6, item.index, item.frame.stamp_ns, (end - start) / 1e6, (start - item.queued_ns) / 1e6,
+                             item.frame.wait_ns / 1e6, item.released)
+                    if len(self._slowest) < 10:
+                        heapq.heappush(self._slowest, entry)
+                    elif entry > self._slowest[0]:
+                        heapq.heapreplace(self._slowest, entry)
             self._publish("publish_frame", result)
 
     def _decoded(self, frame: SyncedFrame) -> SyncedFrame:
@@ -296,7 +320,12 @@ class NodeCore:
                 "malformed": dict(self.malformed), "recent_malformed": list(self.recent_malformed), "errors": dict(self.errors),
                 "processing_ms": latency_stats(list(self.processing_ms)).to_dict(extended=True),
                 "sensor_to_publish_ms": latency_stats(list(self.latency_ms)).to_dict(extended=True),
+                "sensor_to_publish_steady_ms": latency_stats(list(self.steady_latency_ms)).to_dict(extended=True),
+                "frames_released_by_flush_or_reset": self.released_frames,
                 "queue_wait_ms": latency_stats(list(self.queue_wait_ms)).to_dict(extended=True),
+                "slowest_frames": [{"sensor_to_publish_ms": round(lat, 1), "index": i, "stamp_ns": st, "processing_ms": round(pr, 1),
+                                    "queue_wait_ms": round(qw, 1), "sync_wait_ms": round(sw, 1), "released": rel}
+                                   for lat, i, st, pr, qw, sw, rel in sorted(self._slowest, reverse=True)],
             }
         with self._sync_lock:
             stats = getattr(self.synchronizer, "stats", None)

@@ -220,7 +220,9 @@ def test_node_end_to_end(sim_log: Path, checkpoint: Path, tmp_path: Path) -> Non
         end = time.monotonic() + 20
         while time.monotonic() < end and not bad.matched():
             time.sleep(0.05)
-        bad.publish(b"\x00\x01\x00\x00 not a point cloud")
+        for _ in range(3):  # a sample that waits too long for the decode thread is dropped undecoded: send a few
+            bad.publish(b"\x00\x01\x00\x00 not a point cloud")
+            time.sleep(0.2)
 
         # 3. four times real time, twice through the log
         t_overload = time.time_ns()

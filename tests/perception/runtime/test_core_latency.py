@@ -1,0 +1,83 @@
+"""The node's latency accounting: frames their own messages completed are the steady state; frames
+a clock reset let out (a restarted log: they waited for messages that never came) are counted
+apart; the summary names the slowest frames."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from calib.rig import Rig, SensorSpec
+from perception.runtime.clock import WallClock
+from perception.runtime.core import NodeCore
+from perception.types import Detections, GnssFix, Modality, SensorMessage, SyncedFrame
+
+NS = 1_000_000_000
+RIG = Rig((SensorSpec("LIDAR_TOP", Modality.LIDAR, "lidar", "/lidar", 20.0),
+           SensorSpec("GNSS", Modality.GNSS, "gnss", "/fix", 10.0)))
+
+
+class _Sync:
+    """Each push gives the frame queued for it; a push marked ``reset`` counts a clock reset first."""
+
+    def __init__(self) -> None:
+        self.stats = SimpleNamespace(clock_resets=0, sensors={})
+        self.plan: list[tuple[bool, list[SyncedFrame]]] = []
+
+    def push(self, msg: SensorMessage) -> list[SyncedFrame]:
+        reset, frames = self.plan.pop(0)
+        if reset:
+            self.stats.clock_resets += 1
+        return frames
+
+
+class _Clock(WallClock):
+    """Frame stamps are wall times already, so latency = publish time - stamp."""
+
+    def wall_of(self, stamp_ns: int) -> int:
+        return stamp_ns
+
+
+class _Slow:
+    def step(self, frame: SyncedFrame) -> Detections:
+        time.sleep(0.01)
+        return Detections.empty(frame.stamp_ns, "ego", ("car",))
+
+
+def _frame(stamp_ns: int) -> SyncedFrame:
+    return SyncedFrame(stamp_ns=stamp_ns, images={}, lidar=None, radar=None, world_T_ego=np.eye(4))
+
+
+def _fix(stamp_ns: int) -> SensorMessage:
+    fix = GnssFix(stamp_ns=stamp_ns, frame_id="gnss", latitude_deg=42.0, longitude_deg=-71.0, altitude_m=5.0,
+                  position_covariance=np.eye(3), covariance_type=2, status=0, service=1)
+    return SensorMessage(stamp_ns, "GNSS", "/fix", fix)
+
+
+def test_frames_released_by_a_clock_reset_are_kept_out_of_the_steady_latency() -> None:
+    sync = _Sync()
+    core = NodeCore(RIG, synchronizer=sync, processor=_Slow(), clock=_Clock())
+    now = time.time_ns()
+    # three frames completed by their own messages (20 ms old), then one let out by a reset (2 s old)
+    plan = [(False, [_frame(now - 20_000_000)]), (False, [_frame(now - 20_000_000)]), (False, [_frame(now - 20_000_000)]),
+            (True, [_frame(now - 2 * NS)])]
+    sync.plan = list(plan)
+    core.start()
+    try:
+        for i in range(len(plan)):
+            core.on_message(_fix(NS + i))
+            end = time.monotonic() + 10
+            while core.frames_done < i + 1 and time.monotonic() < end:
+                time.sleep(0.005)
+    finally:
+        core.stop()
+    s = core.summary()
+    assert s["frames_done"] == 4 and s["frames_released_by_flush_or_reset"] == 1
+    assert s["sensor_to_publish_ms"]["n"] == 4 and s["sensor_to_publish_steady_ms"]["n"] == 3
+    assert s["sensor_to_publish_ms"]["max_ms"] >= 2000.0 > s["sensor_to_publish_steady_ms"]["max_ms"]
+    slowest = s["slowest_frames"]
+    assert len(slowest) == 4 and slowest[0]["released"] and slowest[0]["sensor_to_publish_ms"] >= 2000.0
+    assert [f["sensor_to_publish_ms"] for f in slowest] == sorted((f["sensor_to_publish_ms"] for f in slowest), reverse=True)
+    assert not any(f["released"] for f in slowest[1:])
