@@ -216,6 +216,7 @@ def test_node_end_to_end(sim_log: Path, checkpoint: Path, tmp_path: Path) -> Non
         assert live, "no detections from the node"
 
         # 2. a malformed message on the LiDAR topic: counted, skipped
+        t_bad = time.time_ns()  # from here the LiDAR's watchdog is fed by the bad samples alone
         bad = listener.transport.publisher("/lidar_top/points", "sensor_msgs/msg/PointCloud2")
         end = time.monotonic() + 20
         while time.monotonic() < end and not bad.matched():
@@ -255,12 +256,12 @@ def test_node_end_to_end(sim_log: Path, checkpoint: Path, tmp_path: Path) -> Non
     assert not differ, f"detections differ from bevfuse replay's at frames (ms from the first) {differ} of {len(common)}"
 
     # the outage: CAM_FRONT named while detections kept coming, then recovery, all before the fast play
-    named = [i for i, s in enumerate(statuses) if s["receive_ns"] < t_overload and "CAM_FRONT" in s["silent"].split(",")
+    named = [i for i, s in enumerate(statuses) if s["receive_ns"] < t_bad and "CAM_FRONT" in s["silent"].split(",")
              and "LIDAR_TOP" not in s["silent"].split(",")]
     timeline = [(round((s["receive_ns"] - t_play) / 1e9, 1), s["state"], s["silent"], s["frames_done"]) for s in statuses]
     assert named, f"no status named CAM_FRONT silent (play took {played['wall_s']} s): {timeline}"
     assert all(s["level"] == 1 and s["state"] == "degraded" for s in (statuses[i] for i in named))
-    assert any(s["state"] == "running" for s in statuses[named[-1] + 1:] if s["receive_ns"] < t_overload), "no recovery"
+    assert any(s["state"] == "running" for s in statuses[named[-1] + 1:] if s["receive_ns"] < t_overload), f"no recovery: {timeline}"
     first_named = statuses[named[0]]["receive_ns"]
     last_named = statuses[named[-1]]["receive_ns"]
     during = [r for r in listener.messages("/bevfuse/detections") if first_named - NS <= r.receive_ns <= last_named]
