@@ -62,17 +62,23 @@ def _deskew_nodes(stamps: np.ndarray, quats: np.ndarray, poses: np.ndarray, max_
     return -1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def rigid_inverse_rows(T: np.ndarray) -> np.ndarray:
+    """The top three rows of ``inv(T)`` for a rigid (4, 4) ``T``: ``[R^T, -R^T t]`` (3, 4)."""
+    r = np.empty((3, 4))
+    for i in range(3):
+        for j in range(3):
+            r[i, j] = T[j, i]
+        r[i, 3] = -(T[0, i] * T[0, 3] + T[1, i] * T[1, 3] + T[2, i] * T[2, 3])
+    return r
+
+
 @njit(cache=True, nogil=True)
 def _compose_nodes(W: np.ndarray, E: np.ndarray, out: np.ndarray) -> None:
     """``out[k] = (inv(W[0]) @ W[k + 1] @ E)[:3]`` for rigid (4, 4) ``W`` and ``E``: one compiled pass
     (``trajectory.relative(...) @ E`` in numpy cost ~60 us of small-array calls per sweep). The
     tests hold it to the numpy product within 1e-12."""
-    # inv(W[0]) = [R^T, -R^T t]
-    r = np.empty((3, 4))
-    for i in range(3):
-        for j in range(3):
-            r[i, j] = W[0, j, i]
-        r[i, 3] = -(W[0, 0, i] * W[0, 0, 3] + W[0, 1, i] * W[0, 1, 3] + W[0, 2, i] * W[0, 2, 3])
+    r = rigid_inverse_rows(W[0])
     a = np.empty((3, 4))
     for k in range(out.shape[0]):
         Wk = W[k + 1]

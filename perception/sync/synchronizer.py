@@ -51,7 +51,7 @@ from calib.rig import Rig
 from perception.errors import ConfigError, PoseError
 from perception.sync.accumulate import accumulate_radar_arrays, accumulate_sweep_arrays, pack_radar_scan_doppler
 from perception.sync.config import SyncConfig
-from perception.sync.deskew import EGO_FRAME, deskew_columns, offset_span
+from perception.sync.deskew import EGO_FRAME, deskew_columns, offset_span, rigid_inverse_rows
 from perception.sync.pose import PoseSource, make_pose_source
 from perception.sync.stats import SyncStats
 from perception.sync.trajectory import PoseTrajectory
@@ -714,12 +714,7 @@ _NO_POSES = np.zeros((0, 4, 4))
 def _relative_poses(W: np.ndarray, rows: np.ndarray, sensors: np.ndarray, out: np.ndarray) -> None:
     """``out[k] = inv(W[0]) @ W[k] @ sensors[rows[k]]`` for rigid (4, 4) ``W`` and ``sensors``: one
     compiled pass (the tests hold it to the numpy product)."""
-    # inv(W[0]) = [R^T, -R^T t]
-    r = np.empty((3, 4))
-    for i in range(3):
-        for j in range(3):
-            r[i, j] = W[0, j, i]
-        r[i, 3] = -(W[0, 0, i] * W[0, 0, 3] + W[0, 1, i] * W[0, 1, 3] + W[0, 2, i] * W[0, 2, 3])
+    r = rigid_inverse_rows(W[0])
     a = np.empty((3, 4))
     for k in range(W.shape[0]):
         Wk = W[k]
