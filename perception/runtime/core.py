@@ -23,6 +23,9 @@ malformed message of its camera and the frame goes on without it (listed in ``mi
 **Latency.** ``processing``: the wall time of decoding the frame's images and ``processor.step``. ``sensor to publish``: the
 publication's wall time minus the frame stamp's wall time on the node's ``StampClock`` (the wall
 clock on a vehicle; the player's ``/clock`` under playback, see ``perception.runtime.clock``).
+The summary gives it for all frames and for the steady state: without the frames a flush or a
+clock reset let out (under a looped playback the log's last frame waits for messages that only
+come when the next pass has started); ``slowest_frames`` lists the ten slowest with their waits.
 
 **Stopping.** ``stop()`` stops taking messages, lets the worker finish the step it is in (bounded by
 ``timeout_s``), then closes the publishers (they flush what they write). It never waits on the
