@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -43,3 +45,13 @@ def wait_for_line(stream, needle: str, timeout_s: float) -> str:  # noqa: ANN001
     if not found.is_set():
         raise AssertionError(f"no line with {needle!r} within {timeout_s} s; got:\n{''.join(seen)}")
     return "".join(seen)
+
+
+def wait_until(cond: Callable[[], object], timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Poll ``cond`` until it is true or ``timeout_s`` has passed; returns its last value as a bool."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(poll_s)
+    return bool(cond())

@@ -21,6 +21,8 @@ from perception.runtime.ros_io import SensorInputs
 from perception.runtime.transport import Received
 from perception.types import CameraImage, Detections, EncodedImage, Modality, SyncedFrame
 
+from .conftest import wait_until
+
 NS = 1_000_000_000
 RIG = Rig((SensorSpec("LIDAR_TOP", Modality.LIDAR, "lidar", "/lidar", 20.0),
            SensorSpec("CAM_FRONT", Modality.CAMERA, "cam_front", "/cam_front/compressed", 12.0),
@@ -70,14 +72,6 @@ class _Recorder:
         return Detections.empty(frame.stamp_ns, "ego", ("car",))
 
 
-def _wait(cond, timeout_s: float = 10.0) -> bool:  # noqa: ANN001
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return bool(cond())
-
 
 def test_the_worker_decodes_the_frames_it_takes() -> None:
     good = encoded_compressed_image(_compressed(NS, "cam_front", _jpeg(2)), "/cam_front/compressed", "CAM_FRONT")
@@ -89,7 +83,7 @@ def test_the_worker_decodes_the_frames_it_takes() -> None:
     core.start()
     try:
         core._emit([frame])
-        assert _wait(lambda: core.frames_done == 1)
+        assert wait_until(lambda: core.frames_done == 1, 10.0)
     finally:
         assert core.stop()
     (got,) = proc.frames
@@ -120,7 +114,7 @@ def test_inputs_defer_images_by_default(defer: bool) -> None:
     worker = threading.Thread(target=inputs._decode_loop, daemon=True)
     worker.start()
     try:
-        assert _wait(lambda: len(sink.messages) == 1)
+        assert wait_until(lambda: len(sink.messages) == 1, 10.0)
     finally:
         inputs._stop.set()
         worker.join(timeout=2.0)

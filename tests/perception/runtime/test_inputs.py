@@ -16,6 +16,7 @@ from perception.runtime.ros_io import SensorInputs
 from perception.runtime.zenoh_transport import ZenohTransport
 from perception.types import Modality, SensorMessage
 
+from .conftest import wait_until
 from .test_play import _write_bag
 
 TIMEOUT_S = 20.0
@@ -40,14 +41,6 @@ class Collector:
             self.malformed.append((sensor, reason))
 
 
-def _wait(cond, timeout_s: float = TIMEOUT_S) -> bool:  # noqa: ANN001
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
-
 
 def test_live_messages_equal_the_readers(tmp_path: Path, endpoint: str) -> None:
     _write_bag(tmp_path / "bag")
@@ -62,11 +55,11 @@ def test_live_messages_equal_the_readers(tmp_path: Path, endpoint: str) -> None:
         player = Player(tmp_path / "bag", play_side, rate=4.0)
         assert player.declare(TIMEOUT_S)
         player.run()
-        assert _wait(lambda: len(sink.messages) == len(expected))
+        assert wait_until(lambda: len(sink.messages) == len(expected), TIMEOUT_S)
         # garbage on the LiDAR topic: counted against the sensor, never raised
         bad = play_side.publisher("/lidar_top/points", "sensor_msgs/msg/PointCloud2")
         bad.publish(b"\x00\x01\x00\x00garbage")
-        assert _wait(lambda: len(sink.malformed) == 1)
+        assert wait_until(lambda: len(sink.malformed) == 1, TIMEOUT_S)
         player.close()
     finally:
         inputs.close()
@@ -97,7 +90,7 @@ def test_samples_that_waited_too_long_are_dropped_undecoded() -> None:
     worker = threading.Thread(target=inputs._decode_loop, daemon=True)
     worker.start()
     try:
-        assert _wait(lambda: len(sink.malformed) == 1 and inputs.receive_stale == 1)
+        assert wait_until(lambda: len(sink.malformed) == 1 and inputs.receive_stale == 1, TIMEOUT_S)
     finally:
         inputs._stop.set()
         worker.join(timeout=2.0)

@@ -21,7 +21,7 @@ from perception.runtime.transport import Received
 from perception.runtime.zenoh_transport import ZenohTransport
 from perception.types import ImuSample, PointCloud, SensorMessage
 
-from .conftest import wait_for_line
+from .conftest import wait_for_line, wait_until
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
@@ -46,14 +46,6 @@ def _write_bag(path: Path) -> list[tuple[int, str]]:
             w.write(m)
     return sorted((m.stamp_ns, m.topic) for m in msgs)
 
-
-def _wait(cond, timeout_s: float = TIMEOUT_S) -> bool:  # noqa: ANN001
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 def test_bag_records_come_in_stamp_order(tmp_path: Path) -> None:
@@ -92,7 +84,7 @@ def test_player_publishes_in_record_order_paced(tmp_path: Path, endpoint: str) -
         start = time.monotonic()
         stats = player.run()
         wall = time.monotonic() - start
-        assert _wait(lambda: sum(r.topic != "/clock" for r in got) == len(expected))
+        assert wait_until(lambda: sum(r.topic != "/clock" for r in got) == len(expected), TIMEOUT_S)
         player.close()
     finally:
         pub_side.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,6 +16,8 @@ from perception.runtime.transport import Received
 from perception.runtime.zenoh_transport import ZenohTransport
 from perception.types import Detections
 
+from .conftest import wait_until
+
 TIMEOUT_S = 15.0  # generous: the machine is shared
 
 
@@ -26,14 +27,6 @@ def _detections(stamp_ns: int) -> Detections:
                       yaw=np.array([0.3, -1.2]), velocity=np.zeros((2, 2)), score=np.array([0.9, 0.6], np.float32),
                       label=np.array([0, 1]))
 
-
-def _wait(cond, timeout_s: float = TIMEOUT_S) -> bool:  # noqa: ANN001
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.fixture
@@ -61,11 +54,11 @@ def test_detections_roundtrip_with_attachment(pair: tuple[ZenohTransport, ZenohT
     sub = listener.subscribe("/bevfuse/detections", msgtype, on)
     pub = talker.publisher("/bevfuse/detections", msgtype)
     assert pub.key == topic_key("/bevfuse/detections", msgtype)
-    assert _wait(pub.matched), "the publisher never saw the subscriber"
+    assert wait_until(pub.matched, TIMEOUT_S), "the publisher never saw the subscriber"
     sent = [serialize(encode_detection3d_array(_detections(1_000_000_000 + i)), msgtype) for i in range(3)]
     for data in sent:
         pub.publish(data)
-    assert _wait(lambda: len(got) == 3)
+    assert wait_until(lambda: len(got) == 3, TIMEOUT_S)
     assert [r.data for r in got] == sent
     assert [r.sequence for r in got] == [1, 2, 3]
     assert all(r.msgtype == msgtype and r.topic == "/bevfuse/detections" for r in got)
@@ -82,10 +75,10 @@ def test_any_type_subscription_reads_the_type_from_the_key(pair: tuple[ZenohTran
     got: list[Received] = []
     listener.subscribe("/fix", None, got.append, SENSOR_DATA_QOS)
     pub = talker.publisher("/fix", "std_msgs/msg/String", SENSOR_DATA_QOS)
-    assert _wait(pub.matched)
+    assert wait_until(pub.matched, TIMEOUT_S)
     data = serialize(typestore().types["std_msgs/msg/String"](data="hi"), "std_msgs/msg/String")
     pub.publish(data)
-    assert _wait(lambda: len(got) == 1)
+    assert wait_until(lambda: len(got) == 1, TIMEOUT_S)
     assert got[0].msgtype == "std_msgs/msg/String" and got[0].data == data
 
 
@@ -98,7 +91,7 @@ def test_liveliness_tokens_announce_the_entities(pair: tuple[ZenohTransport, Zen
         keys[:] = [str(r.ok.key_expr) for r in listener.session.liveliness().get("@ros2_lv/0/**", timeout=2.0) if r.ok]
         return any("/MP/" in k for k in keys)
 
-    assert _wait(tokens, 10.0), keys
+    assert wait_until(tokens, 10.0), keys
     pub_key = next(k for k in keys if "/MP/" in k)
     assert pub_key.startswith(f"@ros2_lv/0/{talker.zid}/0/")
     assert "/MP/%/%/talker/%bevfuse%detections/vision_msgs::msg::dds_::Detection3DArray_/RIHS01_" in pub_key
