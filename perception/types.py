@@ -8,9 +8,10 @@ than editing one it was given, so a frame handed to a sink cannot change under i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ from perception.errors import ShapeError
 
 __all__ = [
     "CameraImage",
+    "Deferred",
     "Detections",
     "EgoPose",
     "EncodedImage",
@@ -420,8 +422,8 @@ class SyncedFrame:
 
     stamp_ns: int
     images: dict[str, CameraImage]
-    lidar: PointCloud | None
-    radar: RadarScan | None
+    lidar: PointCloud | Deferred | None
+    radar: RadarScan | Deferred | None
     world_T_ego: np.ndarray
     missing: frozenset[str] = frozenset()
     sensor_age_ns: dict[str, int] = field(default_factory=dict)
@@ -439,3 +441,21 @@ class SyncedFrame:
     @property
     def degraded(self) -> bool:
         return bool(self.missing)
+
+    def assembled(self) -> SyncedFrame:
+        """This frame with its ``Deferred`` members built (itself when it has none)."""
+        lidar = self.lidar.build() if isinstance(self.lidar, Deferred) else self.lidar
+        radar = self.radar.build() if isinstance(self.radar, Deferred) else self.radar
+        if lidar is self.lidar and radar is self.radar:
+            return self
+        return replace(self, lidar=lidar, radar=radar)
+
+
+@dataclass(frozen=True, eq=False)
+class Deferred:
+    """A frame member built only when a consumer needs it: ``build()`` gives it. The node's
+    synchronizer (``Synchronizer(defer_assembly=True)``) hands out the accumulated LiDAR cloud and
+    radar scan this way, so that the frames its busy worker drops never cost the copies; the worker
+    calls ``SyncedFrame.assembled()``. ``build`` must capture only data nothing changes afterwards."""
+
+    build: Callable[[], Any]

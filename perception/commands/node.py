@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         extra_topics=((args.pose_topic, EGO_POSE),) if args.pose_topic else ())
     node = None
     try:
-        node = Node(transport, rig, Synchronizer(rig, sync_cfg), pipeline, options)
+        node = Node(transport, rig, Synchronizer(rig, sync_cfg, defer_assembly=True), pipeline, options)
         node.start()
         where = f" foxglove ws://{node.foxglove.host}:{node.foxglove.port}" if node.foxglove is not None else ""
         print(f"bevfuse node: ready on {args.transport} ({len(node.inputs.subscriptions)} subscriptions){where}",

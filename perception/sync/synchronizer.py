@@ -57,6 +57,7 @@ from perception.sync.stats import SyncStats
 from perception.sync.trajectory import PoseTrajectory
 from perception.types import (
     CameraImage,
+    Deferred,
     EgoPose,
     EncodedImage,
     GnssFix,
@@ -137,11 +138,16 @@ class Synchronizer:
     """Groups a stream of ``SensorMessage``s into ``SyncedFrame``s (see the module docstring).
 
     ``rig``: the sensors (cameras in the order frames list them); ``config``: the ``sync`` section;
-    ``pose_source``: default ``make_pose_source(rig, config.pose)``.
+    ``pose_source``: default ``make_pose_source(rig, config.pose)``. ``defer_assembly``: frames carry
+    their accumulated LiDAR cloud and radar scan as ``Deferred`` (built by ``frame.assembled()``,
+    from inputs fixed when the frame was made: the same arrays as without it), so that a consumer
+    that drops most frames, as the node's worker under overload, never pays their copies.
     """
 
-    def __init__(self, rig: Rig, config: SyncConfig | None = None, pose_source: PoseSource | None = None) -> None:
+    def __init__(self, rig: Rig, config: SyncConfig | None = None, pose_source: PoseSource | None = None, *,
+                 defer_assembly: bool = False) -> None:
         self.rig = rig
+        self.defer_assembly = defer_assembly
         self.config = c = config or SyncConfig()
         lidars = [s.name for s in rig.of(Modality.LIDAR)]
         ref = c.reference_sensor or (lidars[0] if lidars else None)
@@ -559,13 +565,14 @@ class Synchronizer:
             self._use(h)
             if h.stamp > newest.get(name, h.stamp - 1):
                 newest[name] = h.stamp
-        radar = None
+        radar: RadarScan | Deferred | None = None
         if self.radars:
-            radar = accumulate_radar_arrays(T, radar_scans, rel[radar_rows] if radar_rows else _NO_POSES, radar_u,
-                                            radar_packed)
+            radar_args = (T, radar_scans, rel[radar_rows] if radar_rows else _NO_POSES, radar_u, radar_packed)
+            radar = (Deferred(lambda a=radar_args: accumulate_radar_arrays(*a)) if self.defer_assembly
+                     else accumulate_radar_arrays(*radar_args))
 
         # LiDAR: the key sweep and the ones before it
-        lidar = None
+        lidar: PointCloud | Deferred | None = None
         if frame.sweep is None:
             missing.append(self.reference)
         else:
@@ -585,7 +592,10 @@ class Synchronizer:
                 moves.append(rel[row])
                 self._use(sweep.held)
             fields = frame.sweep.held.msg.payload.fields  # type: ignore[union-attr]
-            lidar = accumulate_sweep_arrays(T, stamps, clouds, moves, fields)
+            # the sweeps' arrays are cached per sweep and never written again; moves are rows of this frame's own rel
+            lidar_args = (T, stamps, clouds, moves, fields)
+            lidar = (Deferred(lambda a=lidar_args: accumulate_sweep_arrays(*a)) if self.defer_assembly
+                     else accumulate_sweep_arrays(*lidar_args))
             age[self.reference] = T - frame.sweep.stamp
         age.update(cam_age)  # the ages in member order: reference, cameras, radars, pose
         for name in self.radars:

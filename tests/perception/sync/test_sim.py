@@ -23,7 +23,7 @@ from calib import se3
 from calib.rig import Rig, load_rig
 from perception.io.base import open_log
 from perception.sync import PoseConfig, SyncConfig, Synchronizer, frames_from_log
-from perception.types import SyncedFrame
+from perception.types import Deferred, SyncedFrame
 from tests.perception.sync.synthetic import MemoryLog
 
 sim_mod = pytest.importorskip("perception.sim.simulator", reason="the simulator (perception/sim) is not there yet")
@@ -244,6 +244,31 @@ class TestFaults:
                 drop_late = late
             else:
                 assert late < drop_late  # the reorder buffer put most of them back
+
+    def test_deferred_assembly_builds_the_same_frames(self, faulty):
+        """``defer_assembly=True`` (the node's synchronizer): the LiDAR cloud and radar scan come as
+        ``Deferred``, and built after the whole log was pushed (every later push has changed the
+        synchronizer's state by then) they equal the eagerly built ones array for array."""
+        sim, _, recorded = faulty
+        msgs = [m.message for m in recorded]
+        eager = push_all(Synchronizer(sim.rig, sync_config(sim)), msgs)
+        lazy = push_all(Synchronizer(sim.rig, sync_config(sim), defer_assembly=True), msgs)
+        assert len(lazy) == len(eager) >= 30
+        assert all(isinstance(f.lidar, Deferred) for f in lazy if f.lidar is not None)
+        assert sum(isinstance(f.radar, Deferred) for f in lazy) == len(lazy)
+        for a, b in zip(eager, lazy):
+            built = b.assembled()
+            assert built.assembled() is built  # nothing left to build
+            assert (a.stamp_ns, a.missing, a.sensor_age_ns) == (built.stamp_ns, built.missing, built.sensor_age_ns)
+            assert (a.lidar is None) == (built.lidar is None)
+            if a.lidar is not None:
+                assert a.lidar.fields == built.lidar.fields
+                np.testing.assert_array_equal(a.lidar.points, built.lidar.points)
+            for key in ("points", "rcs", "radial_velocity", "velocity", "velocity_comp"):
+                np.testing.assert_array_equal(getattr(a.radar, key), getattr(built.radar, key))
+            assert a.radar.extra.keys() == built.radar.extra.keys()
+            for key in a.radar.extra:
+                np.testing.assert_array_equal(a.radar.extra[key], built.radar.extra[key])
 
     def test_bag_read_back(self, faulty):
         """The same log through the ROS 2 bag, the reader and frames_from_log, ground truth attached.
