@@ -15,6 +15,11 @@ is busy and a new frame is synchronized, the oldest waiting frame is dropped and
 queue bound, not the arrival rate, sets the worst-case wait (bound 1: a frame waits at most one
 step, so sensor-to-publish stays below two steps plus the synchronizer's wait).
 
+**Deferred work.** The node's synchronizer is made with ``defer_assembly=True``: a frame carries
+its accumulated LiDAR cloud and radar scan as ``Deferred`` members, which the worker builds
+(``frame.assembled()``) for the frames it takes. Under overload most frames are dropped, and the
+copies they would have cost the synchronizer's thread are never made.
+
 **Images.** A frame may hold ``EncodedImage``s (the inputs defer JPEG decoding): the worker decodes
 them, in parallel on ``decode_threads`` threads (OpenCV releases the GIL), before the step, so the
 frames dropped under overload never cost a decode. An image that does not decode is counted as a
@@ -25,7 +30,8 @@ publication's wall time minus the frame stamp's wall time on the node's ``StampC
 clock on a vehicle; the player's ``/clock`` under playback, see ``perception.runtime.clock``).
 The summary gives it for all frames and for the steady state: without the frames a flush or a
 clock reset let out (under a looped playback the log's last frame waits for messages that only
-come when the next pass has started); ``slowest_frames`` lists the ten slowest with their waits.
+come when the next pass has started) and without those published in the first
+``latency_warmup_s`` (start-up); ``slowest_frames`` lists the ten slowest with their waits.
 
 **Stopping.** ``stop()`` stops taking messages, lets the worker finish the step it is in (bounded by
 ``timeout_s``), then closes the publishers (they flush what they write). It never waits on the
@@ -70,7 +76,9 @@ class NodeConfig:
     rate, ``watchdog_min_s``); ``status_period_s``: diagnostics period; ``latency_window``: frames
     kept for the latency percentiles; ``flush_when_silent``: flush the synchronizer once every
     watched sensor is silent (see ``_sync_loop``); ``decode_threads``: threads decoding a frame's
-    ``EncodedImage``s."""
+    ``EncodedImage``s; ``latency_warmup_s``: frames published this soon after the first one are
+    start-up, kept out of the steady-state latency (the queues fill and the first data's code
+    paths warm up then)."""
 
     frame_queue: int = 1
     ingest_queue: int = 4096
@@ -80,6 +88,7 @@ class NodeConfig:
     latency_window: int = 2000
     flush_when_silent: bool = True
     decode_threads: int = 2
+    latency_warmup_s: float = 2.0
 
 
 @dataclass
@@ -121,6 +130,8 @@ class NodeCore:
         # sensor to publish of the frames their own messages completed (not a flush or clock reset)
         self.steady_latency_ms: deque[float] = deque(maxlen=c.latency_window)
         self.released_frames = 0
+        self.warmup_frames = 0  # published within latency_warmup_s of the first publication
+        self._first_publish_ns: int | None = None
         self._window_processing: list[float] = []
         self._window_latency: list[float] = []
         self._threads: list[threading.Thread] = []
@@ -237,8 +248,12 @@ class NodeCore:
                 if latency >= 0:
                     self.latency_ms.append(latency / 1e6)
                     self._window_latency.append(latency / 1e6)
+                    if self._first_publish_ns is None:
+                        self._first_publish_ns = publish_ns
                     if item.released:
                         self.released_frames += 1
+                    elif publish_ns - self._first_publish_ns < self.config.latency_warmup_s * 1e9:
+                        self.warmup_frames += 1
                     else:
                         self.steady_latency_ms.append(latency / 1e6)
                     # the slowest frames, for the summary: where a latency tail comes from
@@ -251,7 +266,9 @@ class NodeCore:
             self._publish("publish_frame", result)
 
     def _decoded(self, frame: SyncedFrame) -> SyncedFrame:
-        """``frame`` with its ``EncodedImage``s decoded (see the module docstring)."""
+        """``frame`` with its ``EncodedImage``s decoded and its ``Deferred`` members built (see the
+        module docstring)."""
+        frame = frame.assembled()
         encoded = [(name, img) for name, img in frame.images.items() if isinstance(img, EncodedImage)]
         if not encoded:
             return frame
@@ -325,6 +342,7 @@ class NodeCore:
                 "sensor_to_publish_ms": latency_stats(list(self.latency_ms)).to_dict(extended=True),
                 "sensor_to_publish_steady_ms": latency_stats(list(self.steady_latency_ms)).to_dict(extended=True),
                 "frames_released_by_flush_or_reset": self.released_frames,
+                "frames_in_latency_warmup": self.warmup_frames,
                 "queue_wait_ms": latency_stats(list(self.queue_wait_ms)).to_dict(extended=True),
                 "slowest_frames": [{"sensor_to_publish_ms": round(lat, 1), "index": i, "stamp_ns": st, "processing_ms": round(pr, 1),
                                     "queue_wait_ms": round(qw, 1), "sync_wait_ms": round(sw, 1), "released": rel}

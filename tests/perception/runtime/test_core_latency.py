@@ -1,6 +1,6 @@
 """The node's latency accounting: frames their own messages completed are the steady state; frames
-a clock reset let out (a restarted log: they waited for messages that never came) are counted
-apart; the summary names the slowest frames."""
+a clock reset let out (a restarted log: they waited for messages that never came) and frames
+published in the start-up seconds are counted apart; the summary names the slowest frames."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from calib.rig import Rig, SensorSpec
 from perception.runtime.clock import WallClock
-from perception.runtime.core import NodeCore
+from perception.runtime.core import NodeConfig, NodeCore
 from perception.types import Detections, GnssFix, Modality, SensorMessage, SyncedFrame
 
 NS = 1_000_000_000
@@ -58,7 +58,7 @@ def _fix(stamp_ns: int) -> SensorMessage:
 
 def test_frames_released_by_a_clock_reset_are_kept_out_of_the_steady_latency() -> None:
     sync = _Sync()
-    core = NodeCore(RIG, synchronizer=sync, processor=_Slow(), clock=_Clock())
+    core = NodeCore(RIG, synchronizer=sync, processor=_Slow(), clock=_Clock(), config=NodeConfig(latency_warmup_s=0.0))
     now = time.time_ns()
     # three frames completed by their own messages (20 ms old), then one let out by a reset (2 s old)
     plan = [(False, [_frame(now - 20_000_000)]), (False, [_frame(now - 20_000_000)]), (False, [_frame(now - 20_000_000)]),
@@ -74,10 +74,35 @@ def test_frames_released_by_a_clock_reset_are_kept_out_of_the_steady_latency() -
     finally:
         core.stop()
     s = core.summary()
-    assert s["frames_done"] == 4 and s["frames_released_by_flush_or_reset"] == 1
+    assert s["frames_done"] == 4 and s["frames_released_by_flush_or_reset"] == 1 and s["frames_in_latency_warmup"] == 0
     assert s["sensor_to_publish_ms"]["n"] == 4 and s["sensor_to_publish_steady_ms"]["n"] == 3
     assert s["sensor_to_publish_ms"]["max_ms"] >= 2000.0 > s["sensor_to_publish_steady_ms"]["max_ms"]
     slowest = s["slowest_frames"]
     assert len(slowest) == 4 and slowest[0]["released"] and slowest[0]["sensor_to_publish_ms"] >= 2000.0
     assert [f["sensor_to_publish_ms"] for f in slowest] == sorted((f["sensor_to_publish_ms"] for f in slowest), reverse=True)
     assert not any(f["released"] for f in slowest[1:])
+
+
+def test_frames_of_the_start_up_seconds_are_kept_out_of_the_steady_latency() -> None:
+    """Published within ``latency_warmup_s`` of the first publication: start-up, not steady state."""
+    sync = _Sync()
+    core = NodeCore(RIG, synchronizer=sync, processor=_Slow(), clock=_Clock(), config=NodeConfig(latency_warmup_s=0.3))
+    sync.plan = [(False, [_frame(time.time_ns() - 500_000_000)]), (False, [_frame(time.time_ns() - 500_000_000)])]
+    core.start()
+    try:
+        core.on_message(_fix(NS))
+        end = time.monotonic() + 10
+        while core.frames_done < 1 and time.monotonic() < end:
+            time.sleep(0.005)
+        time.sleep(0.4)  # past the warm-up
+        sync.plan = [(False, [_frame(time.time_ns() - 20_000_000)]) for _ in range(3)]
+        for i in range(3):
+            core.on_message(_fix(NS + 1 + i))
+            while core.frames_done < 2 + i and time.monotonic() < end:
+                time.sleep(0.005)
+    finally:
+        core.stop()
+    s = core.summary()
+    assert s["frames_done"] == 4 and s["frames_in_latency_warmup"] == 1 and s["frames_released_by_flush_or_reset"] == 0
+    assert s["sensor_to_publish_ms"]["n"] == 4 and s["sensor_to_publish_steady_ms"]["n"] == 3
+    assert s["sensor_to_publish_ms"]["max_ms"] >= 500.0 > s["sensor_to_publish_steady_ms"]["max_ms"]
