@@ -8,9 +8,9 @@ than editing one it was given, so a frame handed to a sink cannot change under i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from collections.abc import Callable
 from typing import Any, Union
 
 import numpy as np
