@@ -411,7 +411,8 @@ class SyncedFrame:
     images: camera name -> CameraImage (in rig order; absent cameras are listed in ``missing``), or
     an ``EncodedImage`` where the producer defers decoding (the node's inputs: decoded by its worker);
     lidar: PointCloud in frame 'ego' with a ``time_lag`` field (seconds, >= 0, 0 for the newest
-    sweep) or None; radar: RadarScan in 'ego' accumulated over a window, or None;
+    sweep) or None; radar: RadarScan in 'ego' accumulated over a window, or None (either may be a
+    ``Deferred`` from a synchronizer made with ``defer_assembly``, until ``assembled()``);
     world_T_ego: (4, 4) pose at ``stamp_ns``; missing: the sensors that did not arrive in time;
     sensor_age_ns: sensor -> stamp_ns minus that sensor's data stamp; wait_ns: how long the frame
     waited in the synchronizer; ground_truth: boxes in 'ego' when the log has them;

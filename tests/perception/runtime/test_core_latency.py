@@ -14,6 +14,8 @@ from perception.runtime.clock import WallClock
 from perception.runtime.core import NodeConfig, NodeCore
 from perception.types import Detections, GnssFix, Modality, SensorMessage, SyncedFrame
 
+from .conftest import wait_until
+
 NS = 1_000_000_000
 RIG = Rig((SensorSpec("LIDAR_TOP", Modality.LIDAR, "lidar", "/lidar", 20.0),
            SensorSpec("GNSS", Modality.GNSS, "gnss", "/fix", 10.0)))
@@ -56,6 +58,12 @@ def _fix(stamp_ns: int) -> SensorMessage:
     return SensorMessage(stamp_ns, "GNSS", "/fix", fix)
 
 
+def _push_and_wait(core: NodeCore, seq: int, frames_done: int) -> None:
+    """One message (its frame comes from the plan), then wait until ``frames_done`` frames are out."""
+    core.on_message(_fix(NS + seq))
+    assert wait_until(lambda: core.frames_done >= frames_done, 10.0, 0.005)
+
+
 def test_frames_released_by_a_clock_reset_are_kept_out_of_the_steady_latency() -> None:
     sync = _Sync()
     core = NodeCore(RIG, synchronizer=sync, processor=_Slow(), clock=_Clock(), config=NodeConfig(latency_warmup_s=0.0))
@@ -67,10 +75,7 @@ def test_frames_released_by_a_clock_reset_are_kept_out_of_the_steady_latency() -
     core.start()
     try:
         for i in range(len(plan)):
-            core.on_message(_fix(NS + i))
-            end = time.monotonic() + 10
-            while core.frames_done < i + 1 and time.monotonic() < end:
-                time.sleep(0.005)
+            _push_and_wait(core, i, i + 1)
     finally:
         core.stop()
     s = core.summary()
@@ -87,19 +92,14 @@ def test_frames_of_the_start_up_seconds_are_kept_out_of_the_steady_latency() -> 
     """Published within ``latency_warmup_s`` of the first publication: start-up, not steady state."""
     sync = _Sync()
     core = NodeCore(RIG, synchronizer=sync, processor=_Slow(), clock=_Clock(), config=NodeConfig(latency_warmup_s=0.3))
-    sync.plan = [(False, [_frame(time.time_ns() - 500_000_000)]), (False, [_frame(time.time_ns() - 500_000_000)])]
+    sync.plan = [(False, [_frame(time.time_ns() - 500_000_000)])]
     core.start()
     try:
-        core.on_message(_fix(NS))
-        end = time.monotonic() + 10
-        while core.frames_done < 1 and time.monotonic() < end:
-            time.sleep(0.005)
+        _push_and_wait(core, 0, 1)
         time.sleep(0.4)  # past the warm-up
         sync.plan = [(False, [_frame(time.time_ns() - 20_000_000)]) for _ in range(3)]
         for i in range(3):
-            core.on_message(_fix(NS + 1 + i))
-            while core.frames_done < 2 + i and time.monotonic() < end:
-                time.sleep(0.005)
+            _push_and_wait(core, 1 + i, 2 + i)
     finally:
         core.stop()
     s = core.summary()
