@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := calib,viz,onnx,node,test
+EXTRAS := calib,viz,onnx,node,ros2,test
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test lint demo clean debs

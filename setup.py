@@ -22,6 +22,11 @@ EXTRAS = {
     "viz": ["matplotlib>=3.7", "pillow>=10"],
     # the runtime node's transports: Zenoh (rmw_zenoh-compatible keys) and the Foxglove WebSocket server
     "node": ["eclipse-zenoh>=1.0", "foxglove-sdk>=0.30"],
+    # ROS 2 (Kilted) from its pip wheels, for `--transport ros2` where no ROS 2 is installed: rclpy,
+    # Fast DDS and the message packages bevfuse speaks that have wheels (vision_msgs has none). The
+    # wheels add a .pth (ros-wheels-bootstrapper) that re-executes Python with LD_LIBRARY_PATH set.
+    "ros2": ["ros-rclpy>=9.1", "ros-rmw-fastrtps-cpp>=9.3", "ros-std-msgs>=5.5", "ros-sensor-msgs>=5.5", "ros-diagnostic-msgs>=5.5",
+             "ros-visualization-msgs>=5.5", "ros-geometry-msgs>=5.5", "ros-nav-msgs>=5.5", "ros-rosgraph-msgs>=2.3"],
     # open3d is for desktop calibration tools only: the on-vehicle core never imports it.
     "calib": ["open3d>=0.18"],
     # nuscenes-devkit itself is installed by the Makefile with --no-deps (its metadata pins numpy<2,

@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         node = Node(transport, rig, Synchronizer(rig, sync_cfg, defer_assembly=True), pipeline, options)
         node.start()
+        for topic, why in node.outputs.unavailable.items():
+            print(f"bevfuse node: warning: not publishing {topic}: {why}", file=sys.stderr, flush=True)
         where = f" foxglove ws://{node.foxglove.host}:{node.foxglove.port}" if node.foxglove is not None else ""
         print(f"bevfuse node: ready on {args.transport} ({len(node.inputs.subscriptions)} subscriptions){where}",
               file=sys.stderr, flush=True)
@@ -139,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     summary["shutdown_s"] = {"node": round(t_node - t_stop, 3), "transport": round(t_transport - t_node, 3)}
     summary["receive_dropped"] = node.inputs.receive_dropped
     summary["receive_stale"] = node.inputs.receive_stale
+    summary["outputs_unavailable"] = sorted(node.outputs.unavailable)
     print(json.dumps(summary, indent=2, default=str), flush=True)
     sys.stderr.flush()
     # Everything is closed and flushed: leave now. The interpreter's own teardown (torch, numba,

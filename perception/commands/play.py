@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
                     rig=args.rig, stop=stop)
     try:
         matched = player.declare(args.wait_for_subscriber)
+        for topic, why in player.stats.skipped_topics.items():
+            print(f"bevfuse play: warning: skipping {topic}: {why}", file=sys.stderr, flush=True)
         # one line when playing starts: scripts and tests wait for it
         print(f"bevfuse play: playing {args.log} at rate {args.rate:g} on {args.transport}", file=sys.stderr, flush=True)
         stats = player.run()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from perception.errors import BevfuseError, ConfigError
 
-__all__ = ["NodeError", "TransportError", "TransportUnavailable"]
+__all__ = ["MessageTypeMissing", "NodeError", "TransportError", "TransportUnavailable"]
 
 
 class TransportError(BevfuseError):
@@ -13,6 +13,15 @@ class TransportError(BevfuseError):
 
 class TransportUnavailable(TransportError):
     """The transport's library is not installed here (e.g. rclpy outside a ROS 2 environment)."""
+
+
+class MessageTypeMissing(TransportError):
+    """A message type whose generated package is not installed where the transport needs one (ROS 2:
+    rclpy needs each type's generated typesupport; Zenoh carries any type as bytes)."""
+
+    def __init__(self, msgtype: str, message: str) -> None:
+        super().__init__(message)
+        self.msgtype = msgtype
 
 
 class NodeError(ConfigError):

