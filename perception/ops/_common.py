@@ -40,11 +40,18 @@ def is_cuda(x: Any) -> bool:
     return is_torch(x) and x.is_cuda
 
 
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 def dtype_name(x: Any) -> str:
     """'float32', 'uint8', ... for a numpy array or a torch tensor."""
-    if is_torch(x):
-        return str(x.dtype).removeprefix("torch.")
-    return np.dtype(x.dtype).name
+    # cached per dtype object: numpy's dtype.name costs ~3 us, and an op checks several arrays
+    # per call (a tenth of a 1 ms decode)
+    name = _DTYPE_NAMES.get(x.dtype)
+    if name is None:
+        name = str(x.dtype).removeprefix("torch.") if is_torch(x) else np.dtype(x.dtype).name
+        _DTYPE_NAMES[x.dtype] = name
+    return name
 
 
 def _fmt(shape: Sequence[int | str | None]) -> str:

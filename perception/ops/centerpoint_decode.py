@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from perception.config import GridConfig
 from perception.errors import ShapeError
@@ -80,15 +80,15 @@ def _sift_down(heap, i, n):  # pragma: no cover - numba
         i = big
 
 
-@njit(cache=True, nogil=True)
-def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cutoff, sigmoid, x0, y0, cell):  # pragma: no cover
+@njit(cache=True, nogil=True, parallel=True)
+def _class_peaks(heat, threshold, cutoff, sigmoid, vals, idx, counts):  # pragma: no cover - numba
+    # One class per work item (the classes are independent): class k's peaks go to its own segment
+    # vals/idx[k*h*w : k*h*w + counts[k]], in (y, x) order, so the result never depends on threads.
     # cutoff: a value below it cannot reach the threshold (see _value_cutoff): most of a heatmap is
     # skipped before the 3x3 comparison.
     n_cls, h, w = heat.shape
-    vals = np.empty(heat.size, np.float32)
-    idx = np.empty(heat.size, np.int64)
-    n = 0
-    for k in range(n_cls):
+    for k in prange(n_cls):
+        n = k * h * w
         for y in range(h):
             for x in range(w):
                 v = heat[k, y, x]
@@ -108,6 +108,24 @@ def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cut
                     vals[n] = v
                     idx[n] = (k * h + y) * w + x
                     n += 1
+        counts[k] = n - k * h * w
+
+
+@njit(cache=True, nogil=True)
+def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cutoff, sigmoid, x0, y0, cell):  # pragma: no cover
+    n_cls, h, w = heat.shape
+    seg_vals = np.empty(heat.size, np.float32)
+    seg_idx = np.empty(heat.size, np.int64)
+    counts = np.zeros(n_cls, np.int64)
+    _class_peaks(heat, threshold, cutoff, sigmoid, seg_vals, seg_idx, counts)
+    vals = np.empty(counts.sum(), np.float32)
+    idx = np.empty(counts.sum(), np.int64)
+    n = 0
+    for k in range(n_cls):  # the segments end to end: class order, as one pass over the maps gives
+        for j in range(k * h * w, k * h * w + counts[k]):
+            vals[n] = seg_vals[j]
+            idx[n] = seg_idx[j]
+            n += 1
     # Sort key: -value, then the flat index (unique, so the order is fully determined).
     bits = vals[:n].view(np.int32)
     keys = np.empty(n, np.int64)
