@@ -244,7 +244,19 @@ def test_bytes_cross_rclpy_unchanged() -> None:
     assert got, "nothing received"
     assert (got[0].topic, got[0].msgtype) == ("/bevfuse/test", msgtype)
     assert _normalised(got[0].data, msgtype) == data
-    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] in ("LOCALHOST", os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE"))
+
+
+@needs_rclpy
+def test_discovery_stays_on_this_machine_unless_the_user_widens_it() -> None:
+    code = ("import os\nfrom perception.runtime.ros2_transport import Ros2Transport\n"
+            f"t = Ros2Transport(node='bevfuse_test_range', domain_id={_domain()})\n"
+            "print(os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'])\nt.close()\n")
+    base = {k: v for k, v in os.environ.items() if k != "ROS_AUTOMATIC_DISCOVERY_RANGE"}
+    for preset, expected in ((None, "LOCALHOST"), ("SUBNET", "SUBNET")):
+        env = base if preset is None else {**base, "ROS_AUTOMATIC_DISCOVERY_RANGE": preset}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == expected
 
 
 @needs_rclpy
