@@ -39,7 +39,7 @@ def _write(features, rows, out):  # pragma: no cover - numba
     # plane-major block; then plane by plane zero the band (a contiguous, vectorised memset) and
     # write the plane's values into those cells. Plane by plane, the stores of a band stay on a few
     # pages of one plane and the reads are contiguous; cell by cell, the stores of one cell go to C
-    # planes 1 MiB apart and miss the TLB (15.3 -> ~10 ms at nuScenes scale on 2 cores,
+    # planes 1 MiB apart and miss the TLB (15.3 -> 11.0 ms in the kernel bench at nuScenes scale, 2 cores,
     # docs/BENCHMARKS.md). Writing "feature or zero" per cell is 3x slower still.
     c_all, ny, nx = out.shape
     flat = out.reshape(-1)
