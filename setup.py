@@ -25,8 +25,11 @@ EXTRAS = {
     # ROS 2 (Kilted) from its pip wheels, for `--transport ros2` where no ROS 2 is installed: rclpy,
     # Fast DDS and the message packages bevfuse speaks that have wheels (vision_msgs has none). The
     # wheels add a .pth (ros-wheels-bootstrapper) that re-executes Python with LD_LIBRARY_PATH set.
-    "ros2": ["ros-rclpy>=9.1", "ros-rmw-fastrtps-cpp>=9.3", "ros-std-msgs>=5.5", "ros-sensor-msgs>=5.5", "ros-diagnostic-msgs>=5.5",
-             "ros-visualization-msgs>=5.5", "ros-geometry-msgs>=5.5", "ros-nav-msgs>=5.5", "ros-rosgraph-msgs>=2.3"],
+    # They exist for Linux x86_64 only (none for aarch64, e.g. a Jetson: there, source a ROS 2
+    # install instead); elsewhere the extra installs nothing and the ROS 2 tests skip, saying why.
+    "ros2": [f"{req}; platform_system == 'Linux' and platform_machine == 'x86_64'" for req in (
+        "ros-rclpy>=9.1", "ros-rmw-fastrtps-cpp>=9.3", "ros-std-msgs>=5.5", "ros-sensor-msgs>=5.5", "ros-diagnostic-msgs>=5.5",
+        "ros-visualization-msgs>=5.5", "ros-geometry-msgs>=5.5", "ros-nav-msgs>=5.5", "ros-rosgraph-msgs>=2.3")],
     # open3d is for desktop calibration tools only: the on-vehicle core never imports it.
     "calib": ["open3d>=0.18"],
     # nuscenes-devkit itself is installed by the Makefile with --no-deps (its metadata pins numpy<2,
