@@ -33,6 +33,17 @@ def rclpy_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _keep_discovery_local() -> None:
+    """Network hygiene: discovery on this machine only (no multicast off it) unless the user names
+    a range (SUBNET on a vehicle whose sensors sit on other ECUs). rcl reads it at init. Humble
+    and older know only ROS_LOCALHOST_ONLY (Iron replaced it and warns when it is set)."""
+    if os.environ.get("ROS_DISTRO", "") in ("humble", "galactic", "foxy"):
+        if "ROS_AUTOMATIC_DISCOVERY_RANGE" not in os.environ:
+            os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
+    else:
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
 def _qos(qos: QosProfile) -> Any:
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -104,9 +115,7 @@ class Ros2Transport:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        # Network hygiene: discovery on this machine only (no multicast off it) unless the user
-        # names a range (SUBNET on a vehicle whose sensors sit on other ECUs). rcl reads it at init.
-        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        _keep_discovery_local()
         self._context = rclpy.Context()
         kwargs = {"domain_id": int(domain_id)} if domain_id is not None else {}
         rclpy.init(context=self._context, **kwargs)

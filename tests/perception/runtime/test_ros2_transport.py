@@ -251,12 +251,27 @@ def test_discovery_stays_on_this_machine_unless_the_user_widens_it() -> None:
     code = ("import os\nfrom perception.runtime.ros2_transport import Ros2Transport\n"
             f"t = Ros2Transport(node='bevfuse_test_range', domain_id={_domain()})\n"
             "print(os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'])\nt.close()\n")
-    base = {k: v for k, v in os.environ.items() if k != "ROS_AUTOMATIC_DISCOVERY_RANGE"}
+    base = {k: v for k, v in os.environ.items() if k not in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_DISTRO")}
     for preset, expected in ((None, "LOCALHOST"), ("SUBNET", "SUBNET")):
         env = base if preset is None else {**base, "ROS_AUTOMATIC_DISCOVERY_RANGE": preset}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == expected
+
+
+def test_humble_is_kept_local_through_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perception.runtime.ros2_transport import _keep_discovery_local
+
+    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY"):
+        monkeypatch.setenv(name, "x")  # so that teardown restores each as it was, set by the code or not
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROS_DISTRO", "humble")
+    _keep_discovery_local()
+    assert os.environ.get("ROS_LOCALHOST_ONLY") == "1" and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in os.environ
+    del os.environ["ROS_LOCALHOST_ONLY"]
+    monkeypatch.setenv("ROS_DISTRO", "kilted")
+    _keep_discovery_local()
+    assert os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST" and "ROS_LOCALHOST_ONLY" not in os.environ
 
 
 @needs_rclpy
