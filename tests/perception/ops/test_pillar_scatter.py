@@ -7,6 +7,8 @@ import pytest
 
 from perception.errors import ShapeError
 from perception.ops import pillarize, scatter_pillars
+from perception.ops._streaming import can_stream
+from perception.ops.pillar_scatter import _BAND
 from tests.perception.ops.conftest import random_cloud
 from tests.perception.ops.oracles import scatter_oracle
 
@@ -55,6 +57,21 @@ class TestScatterPillars:
             scatter_pillars(feats, coords, grid, out=np.zeros((3, grid.ny, grid.nx), np.float32))
         with pytest.raises(ShapeError, match="out: expected a C-contiguous"):
             scatter_pillars(feats, coords, grid, out=np.zeros((4, grid.nx, grid.ny), np.float32).transpose(0, 2, 1))
+
+    @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+    def test_streaming_and_plain_stores_agree(self, grid, dtype):
+        # An aligned buffer is written with streaming stores, one 4 bytes off with plain ones.
+        feats, coords = random_pillars(np.random.default_rng(6), grid, 90, 5, dtype)
+        ref = scatter_oracle(feats, coords, grid)
+        size = 5 * grid.ny * grid.nx * np.dtype(dtype).itemsize
+        raw = np.empty(size + 64, np.uint8)
+        head = -raw.ctypes.data % 16
+        for shift, streams in ((head, True), (head + 4, False)):  # planes and bands of this grid are 16-byte multiples
+            out = raw[shift:shift + size].view(dtype).reshape(5, grid.ny, grid.nx)
+            out.fill(3)
+            assert can_stream(out, grid.ny * grid.nx, _BAND * grid.nx) == streams
+            scatter_pillars(feats, coords, grid, out=out)
+            np.testing.assert_array_equal(out, ref)
 
     def test_empty(self, grid):
         out = scatter_pillars(np.zeros((0, 3), np.float32), np.zeros((0, 2), np.int32), grid)
