@@ -6,7 +6,10 @@
 #   OUT=/some/dir tools/gpu_check.sh   # results under $OUT
 #
 # Needs a CUDA build of torch and CuPy (pip install 'bevfuse[gpu]') in $PYTHON (default: the
-# project's .venv). Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log,
+# project's .venv, else python3). On a machine that reaches no package index (the lent GPU
+# machines), run tools/device_wheels.sh here first and carry .whl/: what lies in .whl/ is
+# installed into a scratch folder on PYTHONPATH before anything runs. Only the test files that hold
+# `gpu` tests are collected, so the test-only extras (mcap, zenoh, ROS 2, ...) are not needed. Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log,
 # bench_base.json, bench_base.log and bench_base_plots/.
 # Bounded to 7 minutes: the tests get 200 s, the kernel benchmark 100 s (1 s of timed runs per row),
 # the base comparison 120 s (a 3 s simulated nuScenes-scale log, 60 frames per backend).
@@ -19,6 +22,15 @@ PY=${PYTHON:-.venv/bin/python}
 DEST=${OUT:-out/gpu_check}
 mkdir -p "$DEST"
 
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the checkout, installed or not
+if compgen -G ".whl/*.whl" >/dev/null; then
+  SITE=${TMPDIR:-/tmp}/bevfuse-site
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+    || { echo "gpu_check: installing .whl/ failed" >&2; exit 2; }
+  export PYTHONPATH="$SITE:$PYTHONPATH"
+fi
+mapfile -t GPU_TEST_FILES < <(grep -rl --include='test_*.py' 'mark.gpu' tests | sort)
+
 {
   date -u +"%Y-%m-%dT%H:%M:%SZ"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' + working tree')"
@@ -30,7 +42,7 @@ mkdir -p "$DEST"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 2
 
 status=0
-timeout 200 "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider tests 2>&1 | tee "$DEST/gpu_tests.log"
+timeout 200 "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider "${GPU_TEST_FILES[@]}" 2>&1 | tee "$DEST/gpu_tests.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || status=$rc
 
