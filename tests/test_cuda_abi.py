@@ -1,8 +1,9 @@
 """The CUDA kernels as the run time sees them, checked without a GPU.
 
-1. NVRTC (the compiler the run time uses, from NVIDIA's ``nvidia-cuda-nvrtc`` wheel) compiles every
-   ``cuda_kernels/*.cu`` from exactly the text and options of ``perception.ops._cuda``, for Orin
-   (compute_87) and Hopper (compute_90), without a warning.
+1. NVRTC (the compiler the run time uses, from NVIDIA's pip wheels) compiles every
+   ``cuda_kernels/*.cu`` from exactly the text and options of ``perception.ops._cuda``, without a
+   warning: CUDA 13's for Orin (compute_87) and Hopper (compute_90), and CUDA 11.8's to machine code
+   for JetPack 5's Xavier (sm_72) and Orin (sm_87).
 2. Every launch the ops make names a kernel that exists, with the right number of arguments, each of
    the size and kind (integer or float) of the kernel's parameter. CuPy packs each argument by its
    own numpy dtype, so an ``np.int64`` given to an ``int`` parameter would shift every later one;
@@ -20,7 +21,7 @@ import ctypes
 import os
 import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,46 +33,57 @@ from perception.ops import _common, _cuda
 torch = pytest.importorskip("torch")
 
 KERNELS = sorted(p.stem for p in _cuda.KERNEL_DIR.glob("*.cu"))
-ARCHS = ("compute_87", "compute_90")  # Orin, Hopper
+# (NVRTC release, target): the run-time compiler of CUDA 13 (the pinned torch/CuPy builds) for Orin
+# and Hopper as PTX (whose entries the launch check reads), and CUDA 11.8's, the newest pip has
+# that still builds for Xavier, to machine code for JetPack 5's boards, Xavier (sm_72) and Orin
+# (sm_87): nvcc 13 on this machine no longer knows sm_72 (tests/test_cuda_compile.py).
+TARGETS = (("13", "compute_87"), ("13", "compute_90"), ("11", "sm_72"), ("11", "sm_87"))
+PTX_FROM = ("13", "compute_90")
+# Where each release's wheel puts its library: nvidia-cuda-nvrtc (13), nvidia-cuda-nvrtc-cu11.
+_LIBRARIES = {"13": ("cu13/lib", "libnvrtc.so.13"), "11": ("cuda_nvrtc/lib", "libnvrtc.so.11.2")}
+_WHEELS = {"13": "nvidia-cuda-nvrtc", "11": "nvidia-cuda-nvrtc-cu11"}
 
 
-def _nvrtc_library() -> Path | None:
+def _nvrtc_library(release: str) -> Path | None:
     try:
         import nvidia
     except ImportError:
         return None
+    folder, name = _LIBRARIES[release]
     for root in nvidia.__path__:
-        for found in sorted(Path(root).glob("cu*/lib/libnvrtc.so*")) + sorted(Path(root).glob("cuda_nvrtc/lib/libnvrtc.so*")):
-            if ".alt." not in found.name:
-                return found
+        if (Path(root) / folder / name).is_file():
+            return Path(root) / folder / name
     return None
 
 
-@lru_cache(maxsize=1)
-def _nvrtc() -> ctypes.CDLL:
-    path = _nvrtc_library()
+@cache
+def _nvrtc(release: str) -> ctypes.CDLL:
+    path = _nvrtc_library(release)
     if path is None:
-        msg = "NVRTC not installed (pip install nvidia-cuda-nvrtc, part of the test extra on Linux x86_64)"
+        msg = f"NVRTC {release} not installed (pip install {_WHEELS[release]}, part of the test extra on Linux x86_64)"
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
     # libnvrtc dlopens its builtins by soname; the wheel's folder is not on the loader's path, so
-    # load them first (a library already loaded satisfies the later dlopen).
+    # load them first (a library already loaded satisfies the later dlopen; each release's
+    # builtins have their own soname).
     for builtins in sorted(path.parent.glob("libnvrtc-builtins.so*")):
         if ".alt." not in builtins.name:
             ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)
     return ctypes.CDLL(str(path))
 
 
-def nvrtc_version() -> str:
+def nvrtc_version(release: str) -> str:
     major, minor = ctypes.c_int(), ctypes.c_int()
-    assert _nvrtc().nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)) == 0
+    assert _nvrtc(release).nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)) == 0
     return f"{major.value}.{minor.value}"
 
 
-def nvrtc_compile(source: str, name: str, options: tuple[str, ...]) -> tuple[int, str, str]:
-    """(result code, log, PTX) of one NVRTC compilation."""
-    lib = _nvrtc()
+def nvrtc_compile(release: str, source: str, name: str, arch: str) -> tuple[int, str, str, int]:
+    """(result code, log, PTX, bytes of machine code) of one NVRTC compilation with the run time's
+    options: PTX for a ``compute_XX`` target, machine code (a cubin) for ``sm_XX``."""
+    lib = _nvrtc(release)
+    options = (*_cuda.NVRTC_OPTIONS, f"--gpu-architecture={arch}")
     prog = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), f"{name}.cu".encode(), 0, None, None) == 0
     try:
@@ -81,20 +93,27 @@ def nvrtc_compile(source: str, name: str, options: tuple[str, ...]) -> tuple[int
         lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
         log = ctypes.create_string_buffer(size.value)
         lib.nvrtcGetProgramLog(prog, log)
-        ptx = ""
-        if code == 0:
+        ptx, cubin = "", 0
+        if code == 0 and arch.startswith("compute_"):
             lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
             buf = ctypes.create_string_buffer(size.value)
             lib.nvrtcGetPTX(prog, buf)
             ptx = buf.value.decode()
-        return code, log.value.decode(errors="replace").strip(), ptx
+        elif code == 0:
+            assert lib.nvrtcGetCUBINSize(prog, ctypes.byref(size)) == 0
+            cubin = size.value
+        return code, log.value.decode(errors="replace").strip(), ptx, cubin
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
 
 @cache
-def compiled(kernel: str, arch: str) -> tuple[int, str, str]:
-    return nvrtc_compile(_cuda.source(kernel), kernel, (*_cuda.NVRTC_OPTIONS, f"--gpu-architecture={arch}"))
+def compiled(kernel: str, release: str, arch: str) -> tuple[int, str, str, int]:
+    return nvrtc_compile(release, _cuda.source(kernel), kernel, arch)
+
+
+def kernel_ptx(kernel: str) -> str:
+    return compiled(kernel, *PTX_FROM)[2]
 
 
 _ENTRY = re.compile(r"\.entry\s+(\w+)\s*\((.*?)\)", re.DOTALL)
@@ -111,13 +130,16 @@ def entries(ptx: str) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("release, arch", TARGETS)
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_nvrtc_compiles_without_warnings(kernel, arch):
-    code, log, ptx = compiled(kernel, arch)
-    assert code == 0, f"NVRTC {nvrtc_version()} failed on {kernel}.cu for {arch}:\n{log}"
-    assert log == "", f"NVRTC {nvrtc_version()} warns on {kernel}.cu for {arch}:\n{log}"
-    assert entries(ptx), f"{kernel}.cu has no kernel"
+def test_nvrtc_compiles_without_warnings(kernel, release, arch):
+    code, log, ptx, cubin = compiled(kernel, release, arch)
+    assert code == 0, f"NVRTC {nvrtc_version(release)} failed on {kernel}.cu for {arch}:\n{log}"
+    assert log == "", f"NVRTC {nvrtc_version(release)} warns on {kernel}.cu for {arch}:\n{log}"
+    if arch.startswith("compute_"):
+        assert entries(ptx), f"{kernel}.cu has no kernel"
+    else:
+        assert cubin > 0, f"{kernel}.cu: no machine code for {arch}"
 
 
 # --- launches, recorded on the meta device ---------------------------------------------------------
@@ -198,7 +220,7 @@ def run_every_op() -> None:
 def test_every_kernel_is_launched(recorded):
     run_every_op()
     launched = {(c.module, c.name) for c in recorded}
-    defined = {(k, name) for k in KERNELS for name in entries(compiled(k, ARCHS[-1])[2])}
+    defined = {(k, name) for k in KERNELS for name in entries(kernel_ptx(k))}
     assert launched == defined, f"defined, never launched: {sorted(defined - launched)}; launched, not defined: {sorted(launched - defined)}"
 
 
@@ -206,7 +228,7 @@ def test_launch_arguments_match_the_kernels_parameters(recorded):
     run_every_op()
     assert recorded
     for call in recorded:
-        params = entries(compiled(call.module, ARCHS[-1])[2])[call.name]
+        params = entries(kernel_ptx(call.module))[call.name]
         where = f"{call.module}.{call.name}"
         assert len(call.args) == len(params), f"{where}: {len(call.args)} arguments for {len(params)} parameters"
         for i, (arg, (kind, size)) in enumerate(zip(call.args, params)):
