@@ -277,7 +277,7 @@ def _torch_scatter(feats, coords, g: GridConfig):
     return out.view(-1, g.ny, g.nx)
 
 
-def _torch_gather_grids(x: dict):
+def _torch_gather_grids(x: dict, device: str = "cuda"):
     """Per camera, the grid_sample grid (1, Z*ny, nx, 2) in [-1, 1] (align_corners=True) and the
     validity of each sample: the same projection as the table, laid out for grid_sample."""
     import torch
@@ -293,8 +293,8 @@ def _torch_gather_grids(x: dict):
         uv, seen = cam.project(se3.transform_points(se3.invert(pose), pts), min_depth=0.1)
         uv = np.nan_to_num(uv)
         g = np.stack([uv[:, 0] / (wf - 1) * 2 - 1, uv[:, 1] / (hf - 1) * 2 - 1], 1).reshape(1, z * ny, nx, 2)
-        grids.append(torch.from_numpy(g.astype(np.float32)).cuda())
-        valid.append(torch.from_numpy(seen.reshape(1, 1, z * ny, nx).astype(np.float32)).cuda())
+        grids.append(torch.from_numpy(g.astype(np.float32)).to(device))
+        valid.append(torch.from_numpy(seen.reshape(1, 1, z * ny, nx).astype(np.float32)).to(device))
     return grids, valid
 
 
@@ -411,23 +411,26 @@ def _torch_nms(boxes, scores, labels, thr: float, circle: bool):
     return out
 
 
-def cuda_cases(x: dict) -> list[Case]:
+def cuda_cases(x: dict, device: str = "cuda") -> list[Case]:
+    """The CUDA rows. ``device="cpu"`` builds the same rows on CPU tensors (the ops then run their
+    numba versions): tests/tools/test_bench_kernels.py checks there that each torch baseline
+    computes what its op computes."""
     import torch
 
     g, t = x["grid"], x["transform"]
 
     def cu(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).cuda()
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
     imgs, pts = cu(x["images"]), cu(x["points"])
     pf, coords = cu(x["pillar_features"]), cu(x["coords"])
-    lut, feats = x["lut"].to("cuda"), cu(x["camera_features"])
-    grids, valid = _torch_gather_grids(x)
+    lut, feats = x["lut"].to(device), cu(x["camera_features"])
+    grids, valid = _torch_gather_grids(x, device)
     radar, head = cu(x["radar"]), [cu(m) for m in x["head"]]
     b, s, lab = cu(x["boxes"]), cu(x["scores"]), cu(x["labels"])
     out_img = torch.empty((6, 3, *OUT_HW), dtype=torch.float16)
     bev_out = torch.empty((PILLAR_CHANNELS, g.ny, g.nx))
-    bev_buf = torch.empty((PILLAR_CHANNELS, g.ny, g.nx), device="cuda")
+    bev_buf = torch.empty((PILLAR_CHANNELS, g.ny, g.nx), device=device)
     ok_rows = coords[:, 0] >= 0
     flat = coords[ok_rows, 0].long() * g.nx + coords[ok_rows, 1].long()
 
