@@ -60,7 +60,9 @@ def _compile(nvcc: str, kernel: str, archs: list[str], folder: Path) -> subproce
     src = folder / f"{kernel}.cu"
     src.write_text(_cuda.source(kernel))
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
-    cmd = [nvcc, *_cuda.NVRTC_OPTIONS, *gencode, "-Werror", "all-warnings", "-c", str(src), "-o", str(folder / f"{kernel}.o")]
+    # -Xptxas -v: ptxas reports each kernel's registers and spills (test_no_register_spills).
+    cmd = [nvcc, *_cuda.NVRTC_OPTIONS, *gencode, "-Werror", "all-warnings", "-Xptxas", "-v", "-c", str(src),
+           "-o", str(folder / f"{kernel}.o")]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -79,6 +81,22 @@ def compiled() -> dict[str, tuple[list[str], subprocess.CompletedProcess]]:
 def test_compiles(kernel: str, compiled):
     archs, proc = compiled[kernel]
     assert proc.returncode == 0, f"{kernel}.cu failed for sm_{archs} with nvcc {_nvcc()[1]}:\n{proc.stderr}"
+
+
+_PTXAS_ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'\s*\n.*?(\d+) bytes spill stores, (\d+) bytes spill loads", re.DOTALL)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_no_register_spills(kernel: str, compiled):
+    """No kernel spills registers to local memory on any target: a spill turns register traffic
+    into memory traffic in the hot loop. (Local arrays, such as the clipping polygons of the
+    rotated-IoU kernel, are a stack frame, not a spill, and are allowed.)"""
+    archs, proc = compiled[kernel]
+    assert proc.returncode == 0
+    found = _PTXAS_ENTRY.findall(proc.stderr + proc.stdout)
+    assert {arch for _, arch, _, _ in found} == {f"sm_{a}" for a in archs}, proc.stderr
+    spills = [f"{name} on {arch}: {st} bytes stored, {ld} loaded" for name, arch, st, ld in found if int(st) or int(ld)]
+    assert not spills, "register spills: " + "; ".join(spills)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
