@@ -56,7 +56,7 @@ demo: $(STAMP)
 	@echo "report: $(DEMO_DIR)/replay/report.md; video: $(DEMO_DIR)/replay/bev.mp4; open $(DEMO_DIR)/replay/detections.mcap in Foxglove"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check perception calib tools tests
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

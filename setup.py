@@ -34,7 +34,8 @@ EXTRAS = {
     "calib": ["open3d>=0.18"],
     # nuscenes-devkit itself is installed by the Makefile with --no-deps (its metadata pins numpy<2,
     # yet its detection evaluation runs on numpy 2); these are what its import needs.
-    "test": ["pytest>=8", "ruff>=0.5", "mcap>=1.1", "mcap-ros2-support>=0.5", "websocket-client>=1.7", "pyquaternion>=0.9", "cachetools>=5", "scikit-learn>=1.3",
+    "test": ["pytest>=8", "ruff>=0.5", "mcap>=1.1", "mcap-ros2-support>=0.5", "websocket-client>=1.7", "pyquaternion>=0.9",
+             "cachetools>=5", "scikit-learn>=1.3",
              # NVRTC, the kernels' run-time compiler, checks them without a GPU (tests/test_cuda_abi.py):
              # CUDA 13's, and CUDA 11.8's for Xavier (sm_72), which CUDA 13 no longer builds.
              "nvidia-cuda-nvrtc>=13.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
