@@ -9,8 +9,9 @@
 # project's .venv, else python3). On a machine that reaches no package index (the lent GPU
 # machines), run tools/device_wheels.sh here first and carry .whl/: what lies in .whl/ is
 # installed into a scratch folder on PYTHONPATH before anything runs. Only the test files that hold
-# `gpu` tests are collected, so the test-only extras (mcap, zenoh, ROS 2, ...) are not needed. Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log,
-# bench_base.json, bench_base.log and bench_base_plots/.
+# `gpu` tests are collected, so the test-only extras (mcap, zenoh, ROS 2, ...) are not needed.
+# Writes env.txt (GPU, versions), gpu_tests.log, bench_cuda.json, bench_cuda.log, bench_base.json,
+# bench_base.log and bench_base_plots/.
 # Bounded to 7 minutes: the tests get 200 s, the kernel benchmark 100 s (1 s of timed runs per row),
 # the base comparison 120 s (a 3 s simulated nuScenes-scale log, 60 frames per backend).
 # Exit status: 0 when both pass, else the first failure's status (124: a step ran out of time).
