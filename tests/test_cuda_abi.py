@@ -34,9 +34,10 @@ torch = pytest.importorskip("torch")
 
 KERNELS = sorted(p.stem for p in _cuda.KERNEL_DIR.glob("*.cu"))
 # (NVRTC release, target): the run-time compiler of CUDA 13 (the pinned torch/CuPy builds) for Orin
-# and Hopper as PTX (whose entries the launch check reads), and CUDA 11.8's, the newest pip has
-# that still builds for Xavier, to machine code for JetPack 5's boards, Xavier (sm_72) and Orin
-# (sm_87): nvcc 13 on this machine no longer knows sm_72 (tests/test_cuda_compile.py).
+# and Hopper as PTX (whose entries the launch check reads), and CUDA 11.8's to machine code for
+# JetPack 5's boards, Xavier (sm_72) and Orin (sm_87): nvcc 13 on this machine no longer knows
+# sm_72 (tests/test_cuda_compile.py). 11.8 is the CUDA closest to JetPack 5's 11.4 that pip has;
+# CUDA 12's NVRTC builds sm_72 too, but warns that it is deprecated.
 TARGETS = (("13", "compute_87"), ("13", "compute_90"), ("11", "sm_72"), ("11", "sm_87"))
 PTX_FROM = ("13", "compute_90")
 # Where each release's wheel puts its library: nvidia-cuda-nvrtc (13), nvidia-cuda-nvrtc-cu11.
