@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := calib,viz,onnx,node,ros2,test
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint demo clean debs
+.PHONY: install test lint demo clean debs diskcheck
 
 # Debian libraries that pip wheels need at import time (open3d links libusb and libgomp).
 debs:
@@ -19,13 +19,24 @@ debs:
 	  else echo "warning: missing$$missing; run: sudo apt-get install libusb-1.0-0 libgomp1" >&2; fi; \
 	fi
 
+# The virtual environment takes about 3.6 GB once installed, and pip needs room to unpack wheels
+# on top of that. A full disk makes pip fail deep inside a wheel with "[Errno 28] No space left on
+# device"; saying so first makes the cause plain. It is a warning, not a stop: the estimate is rough.
+NEEDED_FREE_GB := 6
+diskcheck:
+	@free_kb=$$(df -Pk . | awk 'NR==2 {print $$4}'); \
+	if [ -n "$$free_kb" ] && [ "$$free_kb" -lt $$(( $(NEEDED_FREE_GB) * 1024 * 1024 )) ]; then \
+	  echo "warning: $$(( free_kb / 1024 )) MB free on the disk holding $(CURDIR); installing the" \
+	       "environment needs about $(NEEDED_FREE_GB) GB (see 'make clean')" >&2; fi
+
+# --no-cache-dir: a second copy of every wheel in ~/.cache/pip would double the disk the install needs.
 $(STAMP): setup.py pyproject.toml constraints.txt Makefile
-	@$(MAKE) --no-print-directory debs
+	@$(MAKE) --no-print-directory debs diskcheck
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools>=68" wheel
-	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-cache-dir --upgrade "pip>=23" "setuptools>=68" wheel
+	$(PY) -m pip install -q --no-cache-dir -c constraints.txt -e ".[$(EXTRAS)]"
 	# test-only: the nuScenes devkit, the reference our evaluation is checked against (see setup.py)
-	$(PY) -m pip install -q --no-deps -c constraints.txt nuscenes-devkit
+	$(PY) -m pip install -q --no-cache-dir --no-deps -c constraints.txt nuscenes-devkit
 	touch $(STAMP)
 
 install: $(STAMP)
