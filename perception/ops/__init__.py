@@ -5,6 +5,7 @@ numpy arrays and CPU torch tensors run a numba implementation; CUDA torch tensor
 checked at entry and a ``ShapeError`` names the argument.
 """
 
+from perception.ops._recycle import recycled_bytes, release_recycled
 from perception.ops.bev_nms import nms_bev
 from perception.ops.camera_bev_gather import gather_camera_bev
 from perception.ops.camera_bev_lut import CameraBevLut, bev_cell_centres, build_camera_bev_lut, feature_camera
@@ -38,5 +39,7 @@ __all__ = [
     "pillarize",
     "preprocess_images",
     "rasterize_radar",
+    "recycled_bytes",
+    "release_recycled",
     "scatter_pillars",
 ]

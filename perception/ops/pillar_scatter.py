@@ -15,6 +15,7 @@ from numba import njit, prange
 from perception.config import GridConfig
 from perception.errors import ShapeError
 from perception.ops import _common as C
+from perception.ops._recycle import recycled_empty
 from perception.ops._streaming import STREAM_BYTES, can_stream, store_fence, stream_store_16
 
 __all__ = ["scatter_pillars"]
@@ -80,8 +81,12 @@ def scatter_pillars(features: Any, coords: Any, grid: GridConfig, *, out: Any | 
     features: (P, C) float32 or float16 (one vector per pillar, e.g. the pillar feature net's output);
     coords: (P, 2) int32 ``[iy, ix]`` as ``Pillars.coords``; numpy/CPU tensors or CUDA tensors.
     out: optional (C, ny, nx) C-contiguous array/tensor of the features' dtype and device to write
-    into (a frame loop reuses it: a fresh 64 MB image costs page faults on the CPU, and a CUDA
-    graph wants fixed addresses). Returns (C, ny, nx), zero where no pillar is (ny, nx from ``grid``).
+    into (a CUDA graph wants fixed addresses). Returns (C, ny, nx), zero where no pillar is (ny, nx
+    from ``grid``).
+
+    Without ``out`` on the CPU, the result takes the memory of an earlier result that nothing refers
+    to any more, if there is one (``perception.ops.release_recycled`` frees what is held): a fresh
+    64 MiB array costs ~7 ms of page faults before a byte is written. The op writes every element.
     """
     p, c = C.check_shape(features, "features", ("P", None))
     C.check_shape(coords, "coords", (p, 2))
@@ -99,7 +104,7 @@ def scatter_pillars(features: Any, coords: Any, grid: GridConfig, *, out: Any | 
     feats = C.as_numpy(features)
     # numba has no float16: a scatter only moves bits, so move them as same-size unsigned ints.
     bits = feats.view(np.uint16 if dt == "float16" else np.uint32)
-    res = np.empty((c, grid.ny, grid.nx), feats.dtype) if out is None else C.as_numpy(out, contiguous=False)
+    res = recycled_empty((c, grid.ny, grid.nx), feats.dtype) if out is None else C.as_numpy(out, contiguous=False)
     # Streaming stores need every (plane, band) start 16-byte aligned: the array, a plane and a band.
     stream = can_stream(res, grid.ny * grid.nx, _BAND * grid.nx)
     _write(bits, _cell_rows(C.as_numpy(coords), grid.ny, grid.nx), res.view(bits.dtype), stream)

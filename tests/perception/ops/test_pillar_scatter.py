@@ -58,6 +58,23 @@ class TestScatterPillars:
         with pytest.raises(ShapeError, match="out: expected a C-contiguous"):
             scatter_pillars(feats, coords, grid, out=np.zeros((4, grid.nx, grid.ny), np.float32).transpose(0, 2, 1))
 
+    def test_fresh_output_over_recycled_memory(self, grid):
+        # Without out=, the memory of a dropped earlier result is reused: none of its stale values
+        # may survive, and a result still held is never handed out again.
+        from perception.ops import _recycle
+
+        feats, coords = random_pillars(np.random.default_rng(7), grid, 40, 4)
+        held = scatter_pillars(feats, coords, grid)
+        dropped = scatter_pillars(feats[::-1].copy(), coords, grid)
+        dropped[...] = np.nan
+        stale = dropped.__array_interface__["data"][0]
+        del dropped
+        out = scatter_pillars(feats, coords, grid)
+        assert out.__array_interface__["data"][0] == stale or _recycle.MAX_PER_SIZE == 0
+        assert out.__array_interface__["data"][0] != held.__array_interface__["data"][0]
+        np.testing.assert_array_equal(out, scatter_oracle(feats, coords, grid))
+        np.testing.assert_array_equal(held, out)
+
     @pytest.mark.parametrize("dtype", [np.float32, np.float16])
     def test_streaming_and_plain_stores_agree(self, grid, dtype):
         # An aligned buffer is written with streaming stores, one 4 bytes off with plain ones.

@@ -1,0 +1,70 @@
+"""Recycled CPU output memory for ops that overwrite every byte of a large output.
+
+A new 64 MiB numpy array costs about 7 ms on the CPU before the op writes a byte of it: numpy maps
+fresh pages and the operating system zeroes each one on first touch (docs/BENCHMARKS.md,
+pillar_scatter). In a frame loop the previous frame's output is usually dropped just before the
+next call, so its pages, already mapped and touched, can serve again. That is what this module
+does, in the way torch's CUDA caching allocator does for device memory.
+
+The memory goes back to the pool only when nothing refers to the array handed out any more: no
+view, slice, torch tensor or memoryview of it (each keeps the lease object below alive, through
+numpy's ``base`` chain). Its contents are stale when it is handed out again, so only ops that write
+every element may use ``recycled_empty``. At most ``MAX_PER_SIZE`` buffers of each size are kept;
+``release_recycled`` drops them all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["MAX_PER_SIZE", "recycled_empty", "recycled_bytes", "release_recycled"]
+
+MAX_PER_SIZE = 2  # a frame loop needs one (two when it keeps the previous frame); more only holds memory
+
+# nbytes -> buffers free for reuse. deque.append/pop are atomic, so no lock: a lock taken here
+# could deadlock when the garbage collector runs a lease's __del__ inside ``recycled_empty``.
+_free: dict[int, deque[np.ndarray]] = {}
+
+
+class _Lease:
+    """The owner of one handed-out array: exposes the pooled buffer, returns it when collected."""
+
+    __slots__ = ("__array_interface__", "_buffer", "__weakref__")
+
+    def __init__(self, buffer: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self._buffer = buffer
+        self.__array_interface__ = {"shape": shape, "typestr": dtype.str, "descr": dtype.descr,
+                                    "data": (buffer.ctypes.data, False), "strides": None, "version": 3}
+
+    def __del__(self) -> None:
+        free = _free.get(self._buffer.nbytes) if _free is not None else None  # None at interpreter exit
+        if free is not None and len(free) < MAX_PER_SIZE:
+            free.append(self._buffer)
+
+
+def recycled_empty(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
+    """An uninitialised C-contiguous array, in memory an earlier, dropped output used if there is one.
+
+    The caller must write every element before returning the array to its own caller.
+    """
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    free = _free.setdefault(nbytes, deque())
+    try:
+        buffer = free.pop()
+    except IndexError:
+        buffer = np.empty(nbytes, np.uint8)
+    return np.asarray(_Lease(buffer, tuple(int(s) for s in shape), dt))
+
+
+def recycled_bytes() -> int:
+    """Bytes held for reuse now (not counting arrays still in use)."""
+    return sum(b.nbytes for free in list(_free.values()) for b in list(free))
+
+
+def release_recycled() -> None:
+    """Drop every buffer held for reuse (arrays still in use are untouched and come back later)."""
+    for free in list(_free.values()):
+        free.clear()
