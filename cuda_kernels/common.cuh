@@ -35,9 +35,11 @@ __device__ __forceinline__ float bev_f16_bits_to_f32(u16 h) {
 }
 
 // An int whose signed order is the order of the floats: lets atomicMax / atomicMin on int act on
-// floats (max RCS, newest time lag) without a compare-and-swap loop.
+// floats (max RCS, newest time lag) without a compare-and-swap loop. -0.0 and +0.0 are equal
+// values and share the key 0 (as float_order_key in perception/ops/_common.py), so ties go by index.
 __device__ __forceinline__ int bev_float_order_key(float f) {
     int i = __float_as_int(f);
+    if (i == (int)0x80000000) return 0;  // -0.0
     return i >= 0 ? i : (i ^ 0x7fffffff);
 }
 

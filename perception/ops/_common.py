@@ -142,5 +142,8 @@ def f32_bits_to_f16_bits(u):  # pragma: no cover - numba
 def float_order_key(bits):  # pragma: no cover - numba
     """float32 bits (int32) -> an int whose order is the float's order (as bev_float_order_key in
     common.cuh). The ops sort int64 keys ``order_key * 2**32 + index``: unique keys make any sort
-    deterministic, and numba's np.sort compiles far faster than a stable argsort or np.partition."""
+    deterministic, and numba's np.sort compiles far faster than a stable argsort or np.partition.
+    -0.0 and +0.0 are equal values, so they share the key 0: equal scores tie, and ties go by index."""
+    if bits == -2147483648:  # -0.0
+        return np.int64(0)
     return np.int64(bits) if bits >= 0 else np.int64(bits ^ 0x7FFFFFFF)

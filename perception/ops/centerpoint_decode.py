@@ -80,65 +80,100 @@ def _sift_down(heap, i, n):  # pragma: no cover - numba
         i = big
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _class_peaks(heat, threshold, cutoff, sigmoid, vals, idx, counts):  # pragma: no cover - numba
-    # One class per work item (the classes are independent): class k's peaks go to its own segment
-    # vals/idx[k*h*w : k*h*w + counts[k]], in (y, x) order, so the result never depends on threads.
-    # cutoff: a value below it cannot reach the threshold (see _value_cutoff): most of a heatmap is
-    # skipped before the 3x3 comparison.
-    n_cls, h, w = heat.shape
-    for k in prange(n_cls):
-        n = k * h * w
-        for y in range(h):
-            for x in range(w):
-                v = heat[k, y, x]
-                if not (v >= cutoff) or not np.isfinite(v):
-                    continue
-                peak = True
-                for dy in range(-1, 2):
-                    for dx in range(-1, 2):
-                        yy, xx = y + dy, x + dx
-                        if 0 <= yy < h and 0 <= xx < w and heat[k, yy, xx] > v:  # NaN compares False
-                            if np.isfinite(heat[k, yy, xx]):
-                                peak = False
-                if not peak:
-                    continue
-                s = np.float32(1.0) / (np.float32(1.0) + np.exp(-v)) if sigmoid else v
-                if s >= threshold:  # monotone in v: filtering before the top-K selects the same rows
-                    vals[n] = v
-                    idx[n] = (k * h + y) * w + x
-                    n += 1
-        counts[k] = n - k * h * w
+@njit(cache=True, nogil=True, inline="always")
+def _finite_or_minus_inf(v):  # pragma: no cover - numba
+    return v if v < np.inf else np.float32(-np.inf)  # +inf never suppresses; NaN compares False anyway
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _inner_neighbour_max(heat, k, y, x):  # pragma: no cover - numba
+    """The largest finite value among the 8 neighbours of an inner cell (0 < y < h-1, 0 < x < w-1),
+    as selects, not branches: on a noisy heatmap each compare would be a coin toss for the branch
+    predictor. The caller's loop bounds let LLVM drop numba's negative-index checks."""
+    f = _finite_or_minus_inf
+    return max(f(heat[k, y - 1, x - 1]), f(heat[k, y - 1, x]), f(heat[k, y - 1, x + 1]), f(heat[k, y, x - 1]),
+               f(heat[k, y, x + 1]), f(heat[k, y + 1, x - 1]), f(heat[k, y + 1, x]), f(heat[k, y + 1, x + 1]))
 
 
 @njit(cache=True, nogil=True)
-def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cutoff, sigmoid, x0, y0, cell):  # pragma: no cover
+def _border_suppressed(heat, k, y, x, v):  # pragma: no cover - numba
+    """Whether a finite neighbour of a border cell exceeds v (bounds-checked; few cells)."""
+    _, h, w = heat.shape
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            yy, xx = y + dy, x + dx
+            if 0 <= yy < h and 0 <= xx < w:
+                nb = heat[k, yy, xx]
+                if nb > v and nb < np.inf:
+                    return True
+    return False
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _class_peak_keys(heat, heat_bits, cutoff, keys, counts):  # pragma: no cover - numba
+    # One class per work item (the classes are independent): the sort keys of class k's local
+    # maxima at or above ``cutoff`` go to keys[k, :counts[k]], in (y, x) order, so the result never
+    # depends on threads. cutoff: below it a value cannot reach the threshold (_value_cutoff), so
+    # ~90% of a heatmap is skipped with one compare; the exact score test is left to the caller,
+    # out of this loop: a call to exp here, even one rarely taken, doubled the loop's time.
+    # Inner cells first, in a loop with no bounds tests; then the border.
     n_cls, h, w = heat.shape
-    seg_vals = np.empty(heat.size, np.float32)
-    seg_idx = np.empty(heat.size, np.int64)
+    for k in prange(n_cls):
+        n = 0
+        for y in range(1, h - 1):
+            for x in range(1, w - 1):
+                v = heat[k, y, x]
+                if not (v >= cutoff) or not (v < np.inf):  # NaN and inf never peak
+                    continue
+                if _inner_neighbour_max(heat, k, y, x) > v:  # plateaus are peaks
+                    continue
+                # Sort key: -value, then the flat index (unique, so the order is fully determined).
+                keys[k, n] = -C.float_order_key(heat_bits[k, y, x]) * 4294967296 + (k * h + y) * w + x
+                n += 1
+        for y in range(h):
+            step = 1 if y == 0 or y == h - 1 else max(w - 1, 1)  # whole first/last rows, else both ends
+            for x in range(0, w, step):
+                v = heat[k, y, x]
+                if not (v >= cutoff) or not (v < np.inf) or _border_suppressed(heat, k, y, x, v):
+                    continue
+                keys[k, n] = -C.float_order_key(heat_bits[k, y, x]) * 4294967296 + (k * h + y) * w + x
+                n += 1
+        counts[k] = n
+
+
+@njit(cache=True, nogil=True)
+def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cutoff, sure, sigmoid, x0, y0, cell):  # pragma: no cover
+    n_cls, h, w = heat.shape
+    heat_bits = heat.view(np.int32)
+    class_keys = np.empty((n_cls, h * w), np.int64)
     counts = np.zeros(n_cls, np.int64)
-    _class_peaks(heat, threshold, cutoff, sigmoid, seg_vals, seg_idx, counts)
-    vals = np.empty(counts.sum(), np.float32)
-    idx = np.empty(counts.sum(), np.int64)
+    _class_peak_keys(heat, heat_bits, cutoff, class_keys, counts)
+    # The segments end to end (class order), keeping the peaks that score >= threshold. Values at
+    # or above ``sure`` surely do (_value_sure): a key compare; only the thin band between the
+    # cutoff and ``sure`` needs the score itself. The test is monotone in the value, so filtering
+    # before the top-K selects the same rows.
+    sure_key = -C.float_order_key(np.array([sure], np.float32).view(np.int32)[0]) * 4294967296 + 4294967295
+    keys = np.empty(counts.sum(), np.int64)
     n = 0
-    for k in range(n_cls):  # the segments end to end: class order, as one pass over the maps gives
-        for j in range(k * h * w, k * h * w + counts[k]):
-            vals[n] = seg_vals[j]
-            idx[n] = seg_idx[j]
+    flat = heat.ravel()
+    for k in range(n_cls):
+        for j in range(counts[k]):
+            key = class_keys[k, j]
+            if key > sure_key:  # below ``sure``
+                v = flat[key & 0xFFFFFFFF]
+                s = np.float32(1.0) / (np.float32(1.0) + np.exp(-v)) if sigmoid else v
+                if s < threshold:
+                    continue
+            keys[n] = key
             n += 1
-    # Sort key: -value, then the flat index (unique, so the order is fully determined).
-    bits = vals[:n].view(np.int32)
-    keys = np.empty(n, np.int64)
-    for j in range(n):
-        keys[j] = -C.float_order_key(bits[j]) * 4294967296 + idx[j]
-    keys = _smallest_sorted(keys, top_k)
+    keys = _smallest_sorted(keys[:n], top_k)
     boxes = np.zeros((top_k, 9), np.float32)
     scores = np.zeros(top_k, np.float32)
     labels = np.full(top_k, -1, np.int32)
     valid = np.zeros(top_k, np.bool_)
     for j in range(min(top_k, n)):
         e = keys[j] & 0xFFFFFFFF
-        v = heat.ravel()[e]
+        v = flat[e]
         k = e // (h * w)
         y = (e // w) % h
         x = e % w
@@ -156,6 +191,18 @@ def _decode(heat, offset, height, size, rot, vel, has_vel, top_k, threshold, cut
         labels[j] = k
         valid[j] = True
     return boxes, scores, labels, valid
+
+
+def _value_sure(threshold: float, sigmoid: bool) -> np.float32:
+    """A heatmap value at or above this surely scores >= threshold (the sigmoid need not be
+    evaluated): the inverse sigmoid at the threshold plus the same margin as ``_value_cutoff``."""
+    if not sigmoid:
+        return np.float32(threshold)
+    if threshold <= 0:
+        return np.float32(-np.inf)
+    if threshold >= 0.999:
+        return np.float32(np.inf)  # near saturation the margin is below float32 rounding: always test
+    return np.float32(np.log(threshold / (1 - threshold)) + 1e-3)
 
 
 def _value_cutoff(threshold: float, sigmoid: bool) -> np.float32:
@@ -206,7 +253,7 @@ def decode_centerpoint(heatmap: Any, offset: Any, height: Any, size: Any, rot: A
     vel = C.as_numpy(velocity) if has_vel else np.zeros((2, 1, 1), np.float32)
     out = _decode(C.as_numpy(heatmap), C.as_numpy(offset), C.as_numpy(height), C.as_numpy(size), C.as_numpy(rot), vel,
                   has_vel, int(top_k), np.float32(score_threshold), _value_cutoff(float(score_threshold), bool(sigmoid)),
-                  bool(sigmoid), x0, y0, cell)
+                  _value_sure(float(score_threshold), bool(sigmoid)), bool(sigmoid), x0, y0, cell)
     return DecodedBoxes(*(C.like_input(heatmap, a) for a in out))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from perception.config import GridConfig
 from perception.errors import ShapeError
 from perception.ops import decode_centerpoint
 from tests.perception.ops.oracles import decode_oracle
@@ -84,6 +85,39 @@ class TestDecodeCenterpoint:
         ref = decode_oracle(heat, *head(np.random.default_rng(9), 1, 8, 10)[1:], grid, 6, 0.1, True)
         assert_matches(out, ref)
         assert out.valid.all()
+
+    @pytest.mark.parametrize("hw", [(1, 1), (1, 7), (7, 1), (2, 2), (2, 9), (3, 3), (5, 4)])
+    def test_thin_maps_and_coarse_values(self, hw):
+        # Maps with no inner cells, or few: the border path alone. Values on a coarse lattice make
+        # plateaus and ties everywhere, NaN and inf included.
+        h, w = hw
+        g = GridConfig(x_min=0.0, x_max=0.5 * w, y_min=0.0, y_max=0.5 * h, z_min=-2.0, z_max=2.0, cell_m=0.5)
+        rng = np.random.default_rng(h * 10 + w)
+        for _ in range(5):
+            maps = head(rng, 3, h, w)
+            maps[0] = np.round(maps[0]).astype(np.float32)
+            maps[0].flat[rng.integers(0, maps[0].size, 2)] = [np.nan, np.inf]
+            out = decode_centerpoint(*maps, g, top_k=6, score_threshold=0.05)
+            assert_matches(out, decode_oracle(*maps, g, 6, 0.05, True))
+
+    @pytest.mark.parametrize("thr", [0.1, 0.5, 0.9, 0.9995])
+    def test_values_at_the_threshold(self, grid, thr):
+        # Logits within float32 rounding of the threshold's inverse sigmoid: the exact score test
+        # decides, not the value shortcut (_value_cutoff / _value_sure).
+        logit = np.float32(np.log(thr / (1 - thr)))
+        steps = np.arange(-40, 40, dtype=np.float32)
+        near = logit + steps * np.float32(2e-5) * max(1.0, abs(float(logit)))  # +-8e-4: inside the +-1e-3 band
+        # The op tests the float32 score and the oracle the float64 one: drop the values whose two
+        # scores could fall on either side of the threshold.
+        near = near[np.abs(1 / (1 + np.exp(-near.astype(np.float64))) - thr) > 1e-6]
+        heat = np.full((1, 16, 20), -20, np.float32)
+        ys, xs = np.meshgrid(np.arange(0, 16, 2), np.arange(0, 20, 2), indexing="ij")  # isolated cells
+        heat[0, ys.ravel()[:len(near)], xs.ravel()[:len(near)]] = near
+        maps = [heat] + head(np.random.default_rng(11), 1, 16, 20)[1:]
+        out = decode_centerpoint(*maps, grid, top_k=100, score_threshold=thr)
+        ref = decode_oracle(*maps, grid, 100, thr, True)
+        assert 0 < ref["valid"].sum() < len(near)  # the threshold cuts through the values
+        assert_matches(out, ref)
 
     def test_nonfinite(self, grid):
         maps = head(np.random.default_rng(5), 2, 8, 10)
