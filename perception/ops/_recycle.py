@@ -9,8 +9,8 @@ does, in the way torch's CUDA caching allocator does for device memory.
 The memory goes back to the pool only when nothing refers to the array handed out any more: no
 view, slice, torch tensor or memoryview of it (each keeps the lease object below alive, through
 numpy's ``base`` chain). Its contents are stale when it is handed out again, so only ops that write
-every element may use ``recycled_empty``. At most ``MAX_PER_SIZE`` buffers of each size are kept;
-``release_recycled`` drops them all.
+every element may use ``recycled_empty``. At most ``MAX_PER_SIZE`` buffers of each size, and
+``MAX_BYTES`` in all, are kept; ``release_recycled`` drops them all.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["MAX_PER_SIZE", "recycled_empty", "recycled_bytes", "release_recycled"]
+__all__ = ["MAX_BYTES", "MAX_PER_SIZE", "recycled_empty", "recycled_bytes", "release_recycled"]
 
 MAX_PER_SIZE = 2  # a frame loop needs one (two when it keeps the previous frame); more only holds memory
+MAX_BYTES = 512 << 20  # all sizes together: a caller cycling through many grids does not pile up memory
 
 # nbytes -> buffers free for reuse. deque.append/pop are atomic, so no lock: a lock taken here
 # could deadlock when the garbage collector runs a lease's __del__ inside ``recycled_empty``.
@@ -40,7 +41,7 @@ class _Lease:
 
     def __del__(self) -> None:
         free = _free.get(self._buffer.nbytes) if _free is not None else None  # None at interpreter exit
-        if free is not None and len(free) < MAX_PER_SIZE:
+        if free is not None and len(free) < MAX_PER_SIZE and recycled_bytes() + self._buffer.nbytes <= MAX_BYTES:
             free.append(self._buffer)
 
 

@@ -88,6 +88,14 @@ class TestRecycledEmpty:
         del held
         assert R.recycled_bytes() == R.MAX_PER_SIZE * 1000
 
+    def test_pool_keeps_at_most_max_bytes_in_all(self, monkeypatch):
+        monkeypatch.setattr(R, "MAX_BYTES", 2500)
+        a, b, c = (R.recycled_empty((n,), np.uint8) for n in (1000, 1001, 1002))
+        del a
+        del b
+        del c
+        assert R.recycled_bytes() == 1000 + 1001  # the third would pass 2,500 bytes
+
     def test_release(self):
         a = R.recycled_empty((1000,), np.uint8)
         del a
