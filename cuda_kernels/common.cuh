@@ -22,16 +22,25 @@ typedef unsigned char u8;
 __device__ __forceinline__ bool bev_finite(float v) { return fabsf(v) <= 3.402823466e+38f; }
 
 // float32 -> float16 bits, round to nearest even (the same rounding as numpy's astype(float16)).
+// (BEV_HOST_F16: the host emulation of the tests, tests/cuda_host/bev_emulate.h, has no PTX.)
 __device__ __forceinline__ u16 bev_f32_to_f16_bits(float f) {
+#ifdef BEV_HOST_F16
+    return bev_host_f32_to_f16_bits(f);
+#else
     u16 h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
+#endif
 }
 
 __device__ __forceinline__ float bev_f16_bits_to_f32(u16 h) {
+#ifdef BEV_HOST_F16
+    return bev_host_f16_bits_to_f32(h);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 // An int whose signed order is the order of the floats: lets atomicMax / atomicMin on int act on
