@@ -96,6 +96,46 @@ class TestPillarize:
         assert empty.features.shape == (7, 32, 10) and (empty.coords == -1).all() and not empty.counts.any()
 
 
+class TestPillarizeEdges:
+    """The numba tests' edge cases, through the kernels."""
+
+    @staticmethod
+    def same(dev, cpu):
+        n = cpu.features.shape[0]
+        np.testing.assert_array_equal(dev.counts.numpy(), cpu.counts)
+        np.testing.assert_array_equal(dev.coords.numpy()[:n], cpu.coords)
+        np.testing.assert_array_equal(dev.num_points.numpy()[:n], cpu.num_points)
+        np.testing.assert_allclose(dev.features.numpy()[:n], cpu.features, rtol=0, atol=1e-6)
+        assert (dev.coords.numpy()[n:] == -1).all() and not dev.num_points.numpy()[n:].any()
+
+    @pytest.mark.parametrize("f", [3, 4, 7])
+    def test_both_caps_overflow(self, on_host, grid, f):
+        pts = random_cloud(np.random.default_rng(3), grid, 2000, f)
+        cpu = pillarize(pts, grid, max_points_per_pillar=4, max_pillars=20)
+        s = cpu.stats()
+        assert s.dropped_overflow_pillars > 0 and s.dropped_overflow_points > 0 and s.dropped_nonfinite > 0
+        self.same(pillarize(t(pts), grid, max_points_per_pillar=4, max_pillars=20), cpu)
+
+    def test_unpadded_is_trimmed(self, on_host, grid):
+        pts = random_cloud(np.random.default_rng(5), grid, 800)
+        cpu = pillarize(pts, grid, max_points_per_pillar=16, max_pillars=500)
+        dev = pillarize(t(pts), grid, max_points_per_pillar=16, max_pillars=500, pad=False)
+        assert dev.features.shape[0] == cpu.features.shape[0] < 500
+        self.same(dev, cpu)
+
+    def test_all_outside_and_all_nonfinite(self, on_host, grid):
+        outside = np.full((50, 4), 100.0, np.float32)
+        bad = np.zeros((30, 4), np.float32)
+        bad[:10, 0], bad[10:20, 2], bad[20:, 3] = np.nan, np.inf, -np.inf
+        for pts in (outside, bad):
+            self.same(pillarize(t(pts), grid, max_pillars=9), pillarize(pts, grid, max_pillars=9))
+
+    def test_noncontiguous(self, on_host, grid):
+        pts = random_cloud(np.random.default_rng(6), grid, 600, 6)
+        cpu = pillarize(np.ascontiguousarray(pts[:, :4]), grid, max_pillars=300)
+        self.same(pillarize(torch.from_numpy(pts)[:, :4], grid, max_pillars=300), cpu)
+
+
 class TestPillarScatter:
     @pytest.mark.parametrize("dtype", [np.float32, np.float16])
     def test_matches_numba(self, on_host, grid, dtype):
@@ -127,6 +167,40 @@ class TestRadarRaster:
         out = rasterize_radar(t(pts), grid)
         np.testing.assert_array_equal(out.counts.numpy(), ref.counts)
         np.testing.assert_allclose(out.bev.numpy(), ref.bev, rtol=1e-6, atol=1e-7)
+
+
+class TestOpEdges:
+    def test_image_one_camera_fp16(self, on_host):
+        imgs = images(np.random.default_rng(12), 1, 45, 80)
+        tr = ImageTransform.fit((45, 80), (20, 40), 0.6)
+        ref = preprocess_images(imgs, tr, (20, 40), dtype="float16").astype(np.float32)
+        np.testing.assert_allclose(preprocess_images(t(imgs), tr, (20, 40), dtype="float16").float().numpy(), ref,
+                                   rtol=1e-3, atol=1e-5)
+
+    def test_gather_one_camera(self, on_host, grid):
+        poses, cams = ring_rig(1)
+        lut = build_camera_bev_lut(poses, cams, grid, [0.0, 1.0], bev_stride=2)
+        feats = np.random.default_rng(13).normal(size=(1, 8, 12, 20)).astype(np.float32)
+        np.testing.assert_allclose(gather_camera_bev(t(feats), lut.to("cpu")).numpy(), gather_camera_bev(feats, lut),
+                                   rtol=0, atol=1e-6)
+
+    @pytest.mark.parametrize("stride", [1, 4])
+    def test_radar_strides_and_nothing_inside(self, on_host, grid, stride):
+        pts = radar_points(np.random.default_rng(14), grid, 800)
+        for p in (pts, pts[:0], np.full((20, 7), 500.0, np.float32)):
+            ref = rasterize_radar(p, grid, bev_stride=stride)
+            out = rasterize_radar(t(p), grid, bev_stride=stride)
+            np.testing.assert_array_equal(out.counts.numpy(), ref.counts)
+            np.testing.assert_allclose(out.bev.numpy(), ref.bev, rtol=1e-6, atol=1e-7)
+
+    def test_decode_beyond_the_map_and_nothing_above_threshold(self, on_host, grid):
+        maps = head(np.random.default_rng(15), 2, grid.ny // 2, grid.nx // 2, velocity=False)
+        for k, thr in ((500, 0.0), (5, 1.1)):
+            ref = decode_centerpoint(*maps, grid, top_k=k, score_threshold=thr)
+            out = decode_centerpoint(*(None if m is None else t(m) for m in maps), grid, top_k=k, score_threshold=thr)
+            np.testing.assert_array_equal(out.labels.numpy(), ref.labels)
+            np.testing.assert_array_equal(out.valid.numpy(), ref.valid)
+            np.testing.assert_allclose(out.boxes.numpy(), ref.boxes, rtol=1e-6, atol=1e-6)
 
 
 class TestCenterpointDecode:
