@@ -6,6 +6,10 @@ pillar_scatter). In a frame loop the previous frame's output is usually dropped 
 next call, so its pages, already mapped and touched, can serve again. That is what this module
 does, in the way torch's CUDA caching allocator does for device memory.
 
+Buffers come in size classes (2**k times 1, 1.25, 1.5 or 1.75), so an output whose size changes a
+little from frame to frame (pillarize's, one row per pillar) still finds the last one's memory, at
+the cost of up to a quarter more memory than asked for.
+
 The memory goes back to the pool only when nothing refers to the array handed out any more: no
 view, slice, torch tensor or memoryview of it (each keeps the lease object below alive, through
 numpy's ``base`` chain). Its contents are stale when it is handed out again, so only ops that write
@@ -19,12 +23,12 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "MAX_PER_SIZE", "recycled_empty", "recycled_bytes", "release_recycled"]
+__all__ = ["MAX_BYTES", "MAX_PER_SIZE", "recycled_bytes", "recycled_empty", "release_recycled", "size_class"]
 
 MAX_PER_SIZE = 2  # a frame loop needs one (two when it keeps the previous frame); more only holds memory
 MAX_BYTES = 512 << 20  # all sizes together: a caller cycling through many grids does not pile up memory
 
-# nbytes -> buffers free for reuse. deque.append/pop are atomic, so no lock: a lock taken here
+# size class (bytes) -> buffers free for reuse. deque.append/pop are atomic, so no lock: a lock taken here
 # could deadlock when the garbage collector runs a lease's __del__ inside ``recycled_empty``.
 _free: dict[int, deque[np.ndarray]] = {}
 
@@ -45,6 +49,13 @@ class _Lease:
             free.append(self._buffer)
 
 
+def size_class(nbytes: int) -> int:
+    """The buffer size that serves ``nbytes``: rounded up to a quarter of its power of two."""
+    k = max(int(nbytes).bit_length() - 1, 2)
+    step = 1 << (k - 2)
+    return -(-int(nbytes) // step) * step
+
+
 def recycled_empty(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
     """An uninitialised C-contiguous array, in memory an earlier, dropped output used if there is one.
 
@@ -52,11 +63,12 @@ def recycled_empty(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
     """
     dt = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    free = _free.setdefault(nbytes, deque())
+    cls = size_class(nbytes)
+    free = _free.setdefault(cls, deque())
     try:
         buffer = free.pop()
     except IndexError:
-        buffer = np.empty(nbytes, np.uint8)
+        buffer = np.empty(cls, np.uint8)
     return np.asarray(_Lease(buffer, tuple(int(s) for s in shape), dt))
 
 

@@ -29,6 +29,7 @@ from numba import njit, prange
 from perception.config import GridConfig
 from perception.errors import ShapeError
 from perception.ops import _common as C
+from perception.ops._recycle import recycled_empty
 
 __all__ = ["NUM_EXTRA_FEATURES", "PillarStats", "Pillars", "pillarize"]
 
@@ -202,7 +203,8 @@ def pillarize(points: Any, grid: GridConfig, *, max_points_per_pillar: int = 32,
         pts, float(grid.x_min), float(grid.y_min), float(grid.z_min), float(grid.z_max), float(grid.cell_m),
         grid.nx, grid.ny, max_points_per_pillar, max_pillars)
     rows = max_pillars if pad else n_pillars
-    features = np.empty((rows, max_points_per_pillar, f + NUM_EXTRA_FEATURES), np.float32)
+    # _fill writes every element: the memory of an earlier, dropped result will do (no page faults).
+    features = recycled_empty((rows, max_points_per_pillar, f + NUM_EXTRA_FEATURES), np.float32)
     coords_out = np.empty((rows, 2), np.int32)
     num_points = np.empty(rows, np.int32)
     _fill(pts, members, counts, coords, n_pillars, float(grid.x_min), float(grid.y_min), float(grid.cell_m),

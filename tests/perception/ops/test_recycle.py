@@ -86,20 +86,20 @@ class TestRecycledEmpty:
     def test_pool_keeps_at_most_max_per_size(self):
         held = [R.recycled_empty((1000,), np.uint8) for _ in range(R.MAX_PER_SIZE + 3)]
         del held
-        assert R.recycled_bytes() == R.MAX_PER_SIZE * 1000
+        assert R.recycled_bytes() == R.MAX_PER_SIZE * R.size_class(1000)
 
     def test_pool_keeps_at_most_max_bytes_in_all(self, monkeypatch):
-        monkeypatch.setattr(R, "MAX_BYTES", 2500)
-        a, b, c = (R.recycled_empty((n,), np.uint8) for n in (1000, 1001, 1002))
+        monkeypatch.setattr(R, "MAX_BYTES", 3500)
+        a, b, c = (R.recycled_empty((n,), np.uint8) for n in (1000, 2000, 3000))  # classes 1024, 2048, 3072
         del a
         del b
         del c
-        assert R.recycled_bytes() == 1000 + 1001  # the third would pass 2,500 bytes
+        assert R.recycled_bytes() == 1024 + 2048  # the third would pass 3,500 bytes
 
     def test_release(self):
         a = R.recycled_empty((1000,), np.uint8)
         del a
-        assert R.recycled_bytes() == 1000
+        assert R.recycled_bytes() == R.size_class(1000)
         R.release_recycled()
         assert R.recycled_bytes() == 0
 
@@ -124,3 +124,72 @@ class TestRecycledEmpty:
             t.join()
         assert not errors
         assert R.recycled_bytes() <= R.MAX_PER_SIZE * 256 * 8
+
+
+class TestSizeClass:
+    def test_rounds_up_by_at_most_a_quarter(self):
+        for n in [0, 1, 7, 100, 1000, 4096, 5000, 51_200_000, 64 << 20]:
+            c = R.size_class(n)
+            assert n <= c <= max(n * 1.25, 4)
+        assert R.size_class(64 << 20) == 64 << 20  # the scatter's 64 MiB wastes nothing
+        assert R.size_class(900) == R.size_class(1000) == 1024
+
+    def test_a_smaller_output_reuses_a_larger_one_of_its_class(self):
+        a = R.recycled_empty((1000,), np.uint8)
+        first = address(a)
+        del a
+        b = R.recycled_empty((900,), np.uint8)
+        assert address(b) == first and b.shape == (900,)
+
+
+def _ops_with_recycled_outputs():
+    """(name, call, the recycled array of a result): every op whose CPU output comes from the pool."""
+    from perception.config import GridConfig
+    from perception.ops import (
+        ImageTransform,
+        build_camera_bev_lut,
+        gather_camera_bev,
+        pillarize,
+        preprocess_images,
+        scatter_pillars,
+    )
+    from tests.perception.ops.conftest import random_cloud
+    from tests.perception.ops.test_camera_bev import ring_rig
+    from tests.perception.ops.test_image_preprocess import images
+
+    grid = GridConfig(x_min=-4.0, x_max=4.0, y_min=-3.2, y_max=3.2, z_min=-2.0, z_max=2.0, cell_m=0.4)
+    rng = np.random.default_rng(21)
+    pts = random_cloud(rng, grid, 1500)
+    imgs = images(rng, 2, 45, 80)
+    tr = ImageTransform.fit((45, 80), (20, 40), 0.6)
+    poses, cams = ring_rig(3)
+    lut = build_camera_bev_lut(poses, cams, grid, [0.0, 1.0])
+    feats = rng.normal(size=(3, 8, 12, 20)).astype(np.float32)
+    pil = pillarize(pts, grid, max_points_per_pillar=8, max_pillars=120)
+    pf = pil.features.max(axis=1)
+    return [
+        ("pillarize", lambda: pillarize(pts, grid, max_points_per_pillar=8, max_pillars=120).features),
+        ("pillarize padded", lambda: pillarize(pts, grid, max_points_per_pillar=8, max_pillars=400, pad=True).features),
+        ("preprocess fp32", lambda: preprocess_images(imgs, tr, (20, 40), dtype="float32")),
+        ("preprocess fp16", lambda: preprocess_images(imgs, tr, (20, 40), dtype="float16")),
+        ("gather", lambda: gather_camera_bev(feats, lut)),
+        ("scatter", lambda: scatter_pillars(pf, pil.coords, grid)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6), ids=["pillarize", "pillarize padded", "preprocess fp32", "preprocess fp16",
+                                                "gather", "scatter"])
+def test_op_outputs_show_nothing_of_the_memory_they_reuse(case):
+    # Each op writes every element of its output: NaN left in the memory of a dropped result must
+    # not show in the next one, which takes that memory.
+    name, call = _ops_with_recycled_outputs()[case]
+    first = call()
+    ref = np.array(first, copy=True)
+    assert not np.isnan(ref.astype(np.float32)).any(), name
+    stale = address(first)
+    first.view(np.uint8)[...] = 0xFF  # NaN in float32 and float16
+    del first
+    gc.collect()
+    again = call()
+    assert address(again) == stale, f"{name}: the dropped result's memory was not reused"
+    np.testing.assert_array_equal(again, ref)
