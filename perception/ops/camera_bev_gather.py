@@ -14,7 +14,6 @@ from numba import njit, prange
 
 from perception.errors import ShapeError
 from perception.ops import _common as C
-from perception.ops._recycle import recycled_empty
 from perception.ops.camera_bev_lut import CameraBevLut
 
 __all__ = ["gather_camera_bev"]
@@ -58,7 +57,7 @@ def gather_camera_bev(features: Any, lut: CameraBevLut) -> Any:
         raise ShapeError(f"lut: camera table has {tuple(lut.camera.shape)[0]} samples, expected {s} for shape {lut.shape}")
     if C.is_cuda(features):
         return _gather_cuda(features, lut, c, s).view(c, z, ny, nx)
-    out = recycled_empty((c, s), np.float32)  # every element is written
+    out = np.empty((c, s), np.float32)
     _gather(C.as_numpy(features), C.as_numpy(lut.camera), C.as_numpy(lut.pixel), C.as_numpy(lut.weight),
             C.as_numpy(lut.inv_count), out)
     return C.like_input(features, out.reshape(c, z, ny, nx))

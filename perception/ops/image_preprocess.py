@@ -20,7 +20,6 @@ from numba import njit, prange
 
 from perception.errors import ShapeError
 from perception.ops import _common as C
-from perception.ops._recycle import recycled_empty
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageTransform", "preprocess_images"]
 
@@ -176,7 +175,7 @@ def preprocess_images(images: Any, transforms: ImageTransform | Sequence[ImageTr
     if C.is_cuda(images):
         return _preprocess_cuda(images, params, oh, ow, name)
     imgs = C.as_numpy(images)
-    out = recycled_empty((n, 3, oh, ow), name)  # every element is written
+    out = np.empty((n, 3, oh, ow), name)
     f16 = name == "float16"
     dummy32, dummy16 = np.empty((1, 1, 1, 1), np.float32), np.empty((1, 1, 1, 1), np.uint16)
     _preprocess(imgs, params, dummy32 if f16 else out, C.f16_bits(out) if f16 else dummy16, f16)
